@@ -1,0 +1,27 @@
+"""keras-introspect: classifiers that learn from their own explanations.
+
+Example:
+>>> import keras, keras_introspect as ki
+>>> model = ki.IntrospectiveModel(ki.architectures.resnet20(num_classes=10))
+>>> model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accuracy"])
+>>> model.fit(train_ds, validation_data=test_ds, epochs=30)
+"""
+
+from keras_introspect import architectures, data, explainers, losses, soft_targets
+from keras_introspect.methods import ClassifierTrainer, EpochCounter, IntrospectiveModel, StandardModel
+from keras_introspect.soft_targets import ExplanationSoftTargets
+from keras_introspect.version import __version__
+
+__all__ = [
+    "ClassifierTrainer",
+    "EpochCounter",
+    "ExplanationSoftTargets",
+    "IntrospectiveModel",
+    "StandardModel",
+    "__version__",
+    "architectures",
+    "data",
+    "explainers",
+    "losses",
+    "soft_targets",
+]

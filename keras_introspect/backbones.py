@@ -1,0 +1,252 @@
+"""Inspecting a classifier: its logits, its layers, and views that tap them.
+
+Every method in this library wraps a *backbone*: a Functional or Sequential
+`keras.Model` that maps images to class scores. The explainers need two
+things the backbone does not hand out directly: the pre-softmax logits (a
+backbone may end in a softmax) and the output of an inner layer (Grad-CAM,
+CAM). This module builds those views once, sharing the backbone's layers and
+weights, so a single forward pass yields everything a training step needs.
+"""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+SOFTMAX_NAMES = ("softmax",)
+
+
+class BackboneError(ValueError):
+    """Raised when a model cannot serve as a classifier backbone."""
+
+
+def _activation_name(layer):
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return None
+    return getattr(activation, "__name__", str(activation))
+
+
+def ends_in_softmax(backbone):
+    """Whether the backbone's last layer applies a softmax.
+
+    Args:
+        backbone: a built Functional or Sequential `keras.Model`.
+
+    Returns:
+        True for a final `Softmax` layer, `Activation("softmax")` or a layer
+        created with `activation="softmax"`.
+    """
+    last = backbone.layers[-1]
+    return isinstance(last, keras.layers.Softmax) or _activation_name(last) in SOFTMAX_NAMES
+
+
+@keras.saving.register_keras_serializable(package="keras_introspect")
+class PreActivation(keras.layers.Layer):
+    """Calls a layer with its activation bypassed, sharing its weights.
+
+    Used to recover logits from a `Dense(..., activation="softmax")` head
+    without changing the user's model.
+
+    Args:
+        layer: a built layer with an `activation` attribute.
+    """
+
+    def __init__(self, layer, **kwargs):
+        super().__init__(**kwargs)
+        self.wrapped = layer
+
+    def call(self, inputs):
+        activation = self.wrapped.activation
+        # Swapping the attribute for the duration of the call is the only
+        # generic way to reuse a layer's own `call` (Dense, Conv, EinsumDense)
+        # without its activation.
+        self.wrapped.activation = keras.activations.linear
+        try:
+            return self.wrapped.call(inputs)
+        finally:
+            self.wrapped.activation = activation
+
+
+def check_classifier(backbone):
+    """Validate that `backbone` is a built classifier with graph access.
+
+    Args:
+        backbone: the model to check.
+
+    Returns:
+        The number of classes.
+
+    Raises:
+        BackboneError: naming what is wrong with the model.
+    """
+    if not isinstance(backbone, keras.Model):
+        raise BackboneError(
+            f"The backbone must be a keras.Model, got {type(backbone).__name__}."
+        )
+    if not is_graph_model(backbone):
+        raise BackboneError(
+            f"The backbone {backbone.name!r} is a subclassed model. keras-introspect "
+            "needs a Functional or Sequential model (built with an Input) so that it "
+            "can read its logits and inner layers. Wrap your layers with the "
+            "Functional API, e.g. keras.Model(inputs, outputs)."
+        )
+    if len(backbone.outputs) != 1:
+        raise BackboneError(
+            f"The backbone {backbone.name!r} has {len(backbone.outputs)} outputs; "
+            "a classifier with exactly one output of shape (batch, classes) is needed."
+        )
+    shape = tuple(backbone.outputs[0].shape)
+    if len(shape) != 2 or shape[-1] is None or shape[-1] < 2:
+        raise BackboneError(
+            f"The backbone {backbone.name!r} outputs shape {shape}; a classifier "
+            "giving logits or softmax probabilities of shape (batch, classes) with "
+            "at least 2 classes is needed."
+        )
+    last_activation = _activation_name(backbone.layers[-1])
+    if last_activation in ("sigmoid", "relu", "tanh", "softplus"):
+        raise BackboneError(
+            f"The backbone {backbone.name!r} ends in a {last_activation} activation; "
+            "keras-introspect needs logits (no activation) or a softmax output."
+        )
+    return int(shape[-1])
+
+
+def is_graph_model(model):
+    """True for models whose layer graph can be tapped (Functional, Sequential)."""
+    if isinstance(model, keras.Sequential):
+        return bool(getattr(model, "_functional", None)) or _has_graph(model)
+    return _has_graph(model)
+
+
+def _has_graph(model):
+    try:
+        return bool(model.inputs) and bool(model.outputs)
+    except (AttributeError, ValueError):
+        return False
+
+
+def logits_tensor(backbone):
+    """The symbolic pre-softmax logits of a graph backbone."""
+    last = backbone.layers[-1]
+    output = backbone.outputs[0]
+    if not ends_in_softmax(backbone):
+        return output
+    if isinstance(last, (keras.layers.Softmax, keras.layers.Activation)):
+        return last.input
+    return PreActivation(last, name=f"{last.name}_logits")(last.input)
+
+
+def conv_layer_names(backbone):
+    """Names of the layers with a rank-4 (batch, height, width, channels) output."""
+    names = []
+    for layer in backbone.layers:
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        try:
+            shape = layer.output.shape
+        except (AttributeError, ValueError):
+            continue
+        if len(shape) == 4:
+            names.append(layer.name)
+    return names
+
+
+def last_conv_layer_name(backbone):
+    """The last layer with a spatial (rank-4) output: Grad-CAM's default target."""
+    names = conv_layer_names(backbone)
+    if not names:
+        raise BackboneError(
+            f"The backbone {backbone.name!r} has no layer with a (batch, height, "
+            "width, channels) output, so Grad-CAM/CAM cannot be applied; use an "
+            "input-gradient explainer instead."
+        )
+    return names[-1]
+
+
+def get_layer(backbone, name):
+    """`backbone.get_layer(name)` with an error that lists the valid names."""
+    try:
+        return backbone.get_layer(name)
+    except ValueError:
+        valid = ", ".join(conv_layer_names(backbone)[-8:])
+        raise BackboneError(
+            f"The backbone {backbone.name!r} has no layer named {name!r}. "
+            f"Spatial layers near the end are: {valid}."
+        ) from None
+
+
+def gap_dense_head(backbone):
+    """Find a global-average-pool → Dense head, the structure CAM needs.
+
+    Returns:
+        `(feature_layer_name, dense_layer)`: the layer whose output is pooled
+        and the Dense layer producing the logits.
+
+    Raises:
+        BackboneError: if the head has another structure.
+    """
+    dense = backbone.layers[-1]
+    if isinstance(dense, (keras.layers.Softmax, keras.layers.Activation)):
+        dense = _producer(dense)
+    while isinstance(dense, keras.layers.Dropout):
+        dense = _producer(dense)
+    if not isinstance(dense, keras.layers.Dense):
+        raise BackboneError(
+            f"CAM needs a GlobalAveragePooling2D → Dense head; the backbone "
+            f"{backbone.name!r} ends in {type(dense).__name__}. Use GradCAM instead."
+        )
+    pool = _producer(dense)
+    while isinstance(pool, keras.layers.Dropout):
+        pool = _producer(pool)
+    if not isinstance(pool, keras.layers.GlobalAveragePooling2D):
+        raise BackboneError(
+            f"CAM needs a GlobalAveragePooling2D → Dense head; the Dense layer "
+            f"{dense.name!r} is fed by {type(pool).__name__}. Use GradCAM instead."
+        )
+    return _producer(pool).name, dense
+
+
+def _producer(layer):
+    """The layer whose output feeds `layer` (single-input layers only)."""
+    history = layer.input._keras_history
+    return history.operation
+
+
+def tap_model(backbone, layer_names=()):
+    """A Functional view returning `[*layer outputs, logits]` in one pass.
+
+    Args:
+        backbone: a checked graph backbone.
+        layer_names: inner layers whose outputs to return first.
+
+    Returns:
+        A `keras.Model` sharing the backbone's layers and weights.
+    """
+    outputs = [get_layer(backbone, name).output for name in layer_names]
+    outputs.append(logits_tensor(backbone))
+    return keras.Model(backbone.input, outputs, name=f"{backbone.name}_taps")
+
+
+class Untracked:
+    """Holds an object out of Keras's attribute tracking.
+
+    The wrapper models keep Functional *views* of their backbone; tracking them
+    would save the same weights a second time under another path.
+    """
+
+    def __init__(self, value):
+        self.value = value
+
+
+def float32_logits(logits):
+    """Logits in float32, whatever the mixed-precision compute dtype."""
+    return ops.cast(logits, "float32")
+
+
+def call_taps(view, x, training=False):
+    """Run a `tap_model` view; always a list `[*layer outputs, logits]`.
+
+    (A Functional model built with a one-element output list returns the bare
+    tensor, so indexing its result directly would slice the batch.)
+    """
+    return tf.nest.flatten(view(x, training=training))

@@ -1,0 +1,96 @@
+"""tf.data input pipelines: normalization, CIFAR augmentation, batching."""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from keras_introspect.data import sources
+
+
+@dataclasses.dataclass
+class DataSplits:
+    """Batched train/test pipelines plus what a model needs to know.
+
+    Attributes:
+        train, test: `tf.data.Dataset`s of `(normalized images, int labels)`.
+        class_names, input_shape, num_classes: dataset facts.
+        mean, std: per-channel statistics used to normalize (train split).
+        num_train, num_test: example counts.
+        x_test, y_test: the normalized test arrays, for plots and explanations.
+    """
+
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    class_names: list
+    input_shape: tuple
+    mean: np.ndarray
+    std: np.ndarray
+    num_train: int
+    num_test: int
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    def denormalize(self, images):
+        """Back to the [0, 1] range for display."""
+        images = np.asarray(images) * self.std + self.mean
+        return np.clip(images / self.scale, 0.0, 1.0)
+
+    @property
+    def scale(self):
+        return 255.0 if self.mean.max() > 1.5 else 1.0
+
+
+def pad_crop_flip(image, seed, pad=4):
+    """Standard CIFAR augmentation: pad 4, random crop back, random h-flip."""
+    height, width = image.shape[0], image.shape[1]
+    crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+    padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+    image = tf.image.stateless_random_crop(padded, [height, width, image.shape[-1]], crop_seed)
+    return tf.image.stateless_random_flip_left_right(image, flip_seed)
+
+
+def make_pipelines(arrays, batch_size=128, augment=True, train_size=None, seed=0, eval_batch_size=None):
+    """Build normalized, batched, prefetched train/test datasets.
+
+    Args:
+        arrays: an `ArrayData`.
+        batch_size: training batch size.
+        augment: pad-4 crop and horizontal flip for training (images ≥ 16 px
+            only; digits are not flipped).
+        train_size: a fixed, stratified subset of the training set (`None` = all).
+        seed: seed of the subset, the shuffling and the augmentation.
+        eval_batch_size: test batch size (default `batch_size`).
+
+    Returns:
+        `DataSplits`.
+    """
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+    x_train, y_train = sources.stratified_subset(arrays.x_train, arrays.y_train, train_size, seed)
+    x_train = x_train.astype("float32")
+    mean = x_train.mean(axis=(0, 1, 2)).astype("float32")
+    std = (x_train.std(axis=(0, 1, 2)) + 1e-7).astype("float32")
+    x_test = ((arrays.x_test.astype("float32") - mean) / std).astype("float32")
+    x_train = (x_train - mean) / std
+
+    train = tf.data.Dataset.from_tensor_slices((x_train, y_train))
+    train = train.shuffle(len(y_train), seed=seed, reshuffle_each_iteration=True)
+    if augment and min(arrays.input_shape[:2]) >= 16:
+        randomness = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+        train = tf.data.Dataset.zip((train, randomness)).map(
+            lambda xy, s: (pad_crop_flip(xy[0], s), xy[1]), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    train = train.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+    test = tf.data.Dataset.from_tensor_slices((x_test, arrays.y_test))
+    test = test.batch(int(eval_batch_size or batch_size)).prefetch(tf.data.AUTOTUNE)
+    return DataSplits(
+        train=train, test=test, class_names=list(arrays.class_names),
+        input_shape=arrays.input_shape, mean=mean, std=std,
+        num_train=len(y_train), num_test=len(arrays.y_test),
+        x_test=x_test, y_test=arrays.y_test,
+    )

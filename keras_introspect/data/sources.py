@@ -1,0 +1,139 @@
+"""Where images come from: tensorflow-datasets, local ImageFolders, scikit-learn.
+
+Every source returns an `ArrayData`: uint8 (or float) images and int labels in
+memory. CIFAR-sized sets fit comfortably (50,000 × 32 × 32 × 3 = 150 MB), and
+having arrays makes fixed, stratified subsets and exact normalization
+statistics simple.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """Raised when a dataset is neither on disk nor downloadable."""
+
+
+@dataclasses.dataclass
+class ArrayData:
+    """Train and test arrays of one dataset.
+
+    Attributes:
+        name: the dataset's name.
+        x_train, y_train, x_test, y_test: images `(n, h, w, c)` and int labels.
+        class_names: names in label order.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @property
+    def input_shape(self):
+        return tuple(self.x_train.shape[1:])
+
+
+def digits(test_fraction=0.2, seed=0):
+    """scikit-learn's 8×8 handwritten digits (1,797 images, bundled, no download).
+
+    Returns:
+        `ArrayData` with float32 images in [0, 1] of shape `(n, 8, 8, 1)` and a
+        stratified train/test split (1,437 / 360 at the default fraction).
+    """
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    images = (bunch.images / 16.0).astype("float32")[..., None]
+    x_train, x_test, y_train, y_test = train_test_split(
+        images, bunch.target.astype("int32"), test_size=test_fraction,
+        random_state=seed, stratify=bunch.target,
+    )
+    return ArrayData("digits", x_train, y_train, x_test, y_test, [str(d) for d in range(10)])
+
+
+def tfds_dataset(name, data_dir=None, download=False):
+    """A dataset from tensorflow-datasets (e.g. `"cifar10"`, `"cifar100"`).
+
+    Args:
+        name: TFDS name.
+        data_dir: TFDS data directory (default: TFDS's, `~/tensorflow_datasets`).
+        download: allow TFDS to download and prepare it.
+
+    Raises:
+        DatasetNotFoundError: when it is not prepared under `data_dir` and may
+            not (or cannot) be downloaded; the message says how to use local data.
+    """
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+        if download:
+            builder.download_and_prepare()
+        elif not builder.is_prepared():
+            raise FileNotFoundError(builder.data_dir)
+        train = tfds.as_numpy(builder.as_dataset(split="train", as_supervised=True, batch_size=-1))
+        test = tfds.as_numpy(builder.as_dataset(split="test", as_supervised=True, batch_size=-1))
+    except Exception as error:  # TFDS raises several types for "not there / offline"
+        raise DatasetNotFoundError(
+            f"Dataset {name!r} is not prepared under data_dir={data_dir or '~/tensorflow_datasets'} "
+            f"and was not downloaded ({type(error).__name__}: {error}). Either run once "
+            f"with network access and download=True (CLI: --download), point data_dir "
+            f"(--data-dir) at a prepared TFDS copy, or pass a local ImageFolder directory "
+            f"with train/<class>/*.jpg and test/<class>/*.jpg as the dataset."
+        ) from None
+    label_names = builder.info.features["label"].names
+    return ArrayData(name, train[0], train[1].astype("int32"), test[0], test[1].astype("int32"), label_names)
+
+
+def image_folder(path):
+    """A local ImageFolder: `path/train/<class>/*` and `path/test/<class>/*`.
+
+    Read with `tfds.folder_dataset.ImageFolder`; label indices follow the
+    alphabetical order of the class directories.
+
+    Raises:
+        DatasetNotFoundError: when `path` or its splits are missing.
+    """
+    import tensorflow_datasets as tfds
+
+    path = os.path.expanduser(str(path))
+    if not os.path.isdir(path):
+        raise DatasetNotFoundError(f"Dataset directory {path!r} does not exist.")
+    missing = [s for s in ("train", "test") if not os.path.isdir(os.path.join(path, s))]
+    if missing:
+        raise DatasetNotFoundError(
+            f"Dataset directory {path!r} has no {' or '.join(missing)} split; an "
+            "ImageFolder needs train/<class>/<image> and test/<class>/<image>."
+        )
+    builder = tfds.folder_dataset.ImageFolder(path)
+    arrays = {}
+    for split in ("train", "test"):
+        ds = builder.as_dataset(split=split, as_supervised=True, batch_size=-1, shuffle_files=False)
+        x, y = tfds.as_numpy(ds)
+        if len(x) == 0:
+            raise DatasetNotFoundError(f"The {split} split of {path!r} contains no images.")
+        arrays[split] = (x, y.astype("int32"))
+    names = builder.info.features["label"].names
+    return ArrayData(os.path.basename(os.path.normpath(path)), *arrays["train"], *arrays["test"], names)
+
+
+def stratified_subset(x, y, size, seed=0):
+    """A fixed class-balanced subset of `size` examples (same for every method)."""
+    if size is None or size >= len(y):
+        return x, y
+    if size < 1:
+        raise ValueError(f"train_size must be >= 1, got {size}.")
+    from sklearn.model_selection import train_test_split
+
+    x_sub, _, y_sub, _ = train_test_split(x, y, train_size=int(size), random_state=seed, stratify=y)
+    return x_sub, y_sub

@@ -1,0 +1,214 @@
+"""Shared machinery of the gradient explainers.
+
+An explainer turns class scores into per-class maps. Two paths use it:
+
+* **In a training step** (`maps_from_tape`): the step has already run ONE
+  forward pass under a persistent `tf.GradientTape`; the explainer only takes
+  gradients of the chosen class scores with respect to a *source* tensor (the
+  input, or an inner layer's output) that the pass produced.
+* **Offline** (`__call__`): the explainer runs its own forward pass(es) in
+  inference mode, e.g. for plots, evaluation or serving.
+
+Scores are logits (pre-softmax), the usual choice for saliency because the
+softmax saturates; `score="log_probability"` explains log p(c | x) instead.
+"""
+
+import keras
+import tensorflow as tf
+
+from keras_introspect import backbones
+
+SCORES = ("logit", "log_probability")
+
+
+def class_scores(logits, score):
+    """The per-class quantity whose gradient is the explanation."""
+    logits = tf.cast(logits, tf.float32)
+    if score == "logit":
+        return logits
+    if score == "log_probability":
+        return tf.nn.log_softmax(logits, axis=-1)
+    raise ValueError(f"Unknown score {score!r}; expected one of {SCORES}.")
+
+
+def selected_scores(scores, classes):
+    """Score columns to explain, as a list of `(batch,)` tensors.
+
+    Args:
+        scores: `(batch, num_classes)` float tensor.
+        classes: `None` for every class, or an int `(batch, k)` tensor of class
+            indices chosen per sample (e.g. the true class plus top-k others).
+
+    Returns:
+        A Python list with one `(batch,)` tensor per explained column. The list
+        is static so the per-class gradient loop unrolls in the graph.
+    """
+    if classes is None:
+        return [scores[:, c] for c in range(scores.shape[-1])]
+    chosen = tf.gather(scores, classes, batch_dims=1)
+    return [chosen[:, j] for j in range(classes.shape[-1])]
+
+
+def per_class_gradients(tape, scores, source, classes):
+    """Gradient of every selected class score with respect to `source`.
+
+    One `tape.gradient` call per class. Samples are independent in inference
+    mode, so the gradient of the batch sum is each sample's own gradient; in
+    training mode BatchNorm couples samples through the batch statistics and
+    the result is the gradient of the batch-summed score (see docs/method.md).
+
+    Returns:
+        `(batch, k, *source.shape[1:])` float32 tensor.
+    """
+    grads = []
+    for column in selected_scores(scores, classes):
+        grad = tape.gradient(column, source, unconnected_gradients="zero")
+        grads.append(tf.cast(grad, tf.float32))
+    return tf.stack(grads, axis=1)
+
+
+class Explainer:
+    """Base class: computes per-class explanation maps.
+
+    Subclasses set `source_kind` (`"input"` or `"layer"`) and implement
+    `maps_from_tape`. Explainers that need several forward passes (SmoothGrad,
+    Integrated Gradients) set `offline_only = True` and implement
+    `explain_batch` instead.
+
+    Args:
+        score: `"logit"` (default) or `"log_probability"`.
+    """
+
+    source_kind = "input"
+    offline_only = False
+
+    def __init__(self, score="logit"):
+        if score not in SCORES:
+            raise ValueError(f"Unknown score {score!r}; expected one of {SCORES}.")
+        self.score = score
+        self._backbone = None
+        self._tap = None
+
+    # -- binding to a model -------------------------------------------------
+    def bind(self, backbone):
+        """Attach to a backbone and resolve layers; returns the layer to tap.
+
+        Returns:
+            The name of the layer whose output is the gradient source, or
+            `None` when the source is the input.
+        """
+        backbones.check_classifier(backbone)
+        self._backbone = backbone
+        self._tap = None
+        return self.source_layer(backbone)
+
+    def source_layer(self, backbone):
+        del backbone
+        return None
+
+    @property
+    def backbone(self):
+        if self._backbone is None:
+            raise RuntimeError(
+                f"{type(self).__name__} is not bound to a model; call "
+                "explainer.bind(model) or explainer(model, images)."
+            )
+        return self._backbone
+
+    def _tap_model(self):
+        if self._tap is None:
+            layer = self.source_layer(self.backbone)
+            names = () if layer is None else (layer,)
+            self._tap = backbones.tap_model(self.backbone, names)
+        return self._tap
+
+    # -- the in-graph path --------------------------------------------------
+    def maps_from_tape(self, tape, source, logits, classes=None):
+        """Per-class maps from a pass already recorded on a persistent tape.
+
+        Args:
+            tape: persistent `tf.GradientTape` that recorded the forward pass
+                (and watched `source` when it is the input).
+            source: the input batch or the tapped layer's output.
+            logits: `(batch, num_classes)` pre-softmax logits of that pass.
+            classes: `None` (every class) or int `(batch, k)` class indices.
+
+        Returns:
+            `(batch, k, ...)` float32 maps.
+        """
+        raise NotImplementedError
+
+    # -- the offline path ---------------------------------------------------
+    def __call__(self, model, images, classes=None):
+        """Explain `images` with `model` in inference mode.
+
+        Args:
+            model: a graph backbone, or any object with a `backbone` attribute
+                (the library's wrapper models).
+            images: `(batch, height, width, channels)` array or tensor.
+            classes: `None` for every class, an int for one class for all
+                samples, or an int array `(batch,)` / `(batch, k)`.
+
+        Returns:
+            `(batch, k, ...)` float32 tensor of maps.
+        """
+        model = getattr(model, "backbone", model)
+        if model is not self._backbone:
+            self.bind(model)
+        images = tf.convert_to_tensor(images)
+        images = tf.cast(images, keras.backend.floatx() if not images.dtype.is_floating else images.dtype)
+        classes = normalize_classes(classes, tf.shape(images)[0], self.num_classes)
+        return self.explain_batch(images, classes)
+
+    @property
+    def num_classes(self):
+        return int(self.backbone.outputs[0].shape[-1])
+
+    def explain_batch(self, images, classes):
+        """One inference-mode pass under a tape, then `maps_from_tape`."""
+        tap = self._tap_model()
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(images)
+            outputs = backbones.call_taps(tap, images)
+            if self.source_layer(self.backbone) is None:
+                source, logits = images, outputs[-1]
+            else:
+                source, logits = outputs[0], outputs[-1]
+        maps = self.maps_from_tape(tape, source, logits, classes)
+        del tape
+        return maps
+
+    def get_config(self):
+        return {"score": self.score}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+
+def normalize_classes(classes, batch_size, num_classes):
+    """Turn the user's `classes` argument into `None` or an int32 `(batch, k)`."""
+    if classes is None:
+        return None
+    classes = tf.convert_to_tensor(classes)
+    if not classes.dtype.is_integer:
+        raise ValueError(f"classes must be integers, got dtype {classes.dtype.name}.")
+    classes = tf.cast(classes, tf.int32)
+    if classes.shape.rank == 0:
+        classes = tf.fill([batch_size, 1], classes)
+    elif classes.shape.rank == 1:
+        classes = classes[:, None]
+    elif classes.shape.rank != 2:
+        raise ValueError(
+            f"classes must be an int, (batch,) or (batch, k); got shape {classes.shape}."
+        )
+    tf.debugging.assert_non_negative(classes, message="class indices must be >= 0")
+    tf.debugging.assert_less(
+        classes, num_classes, message=f"class indices must be < {num_classes} (the number of classes)"
+    )
+    return classes
+
+
+def spatial_reduce(maps, channel_axis=-1):
+    """Collapse the channel axis of input-space maps for display (max |value|)."""
+    return tf.reduce_max(tf.abs(maps), axis=channel_axis)

@@ -1,0 +1,81 @@
+"""SmoothGrad (Smilkov et al., 2017): gradients averaged over noisy copies."""
+
+import keras
+import tensorflow as tf
+
+from keras_introspect import backbones
+from keras_introspect.explainers.base import Explainer, class_scores, per_class_gradients
+
+
+@keras.saving.register_keras_serializable(package="keras_introspect")
+class SmoothGrad(Explainer):
+    """Average input gradients over `num_samples` Gaussian-noised copies.
+
+    Needs several forward passes per image, so it is for offline use
+    (plots, evaluation), not for the training step.
+
+    Args:
+        num_samples: noisy copies per image.
+        noise: standard deviation of the Gaussian noise, in input units.
+        seed: seed of the noise, for reproducible maps.
+        score: `"logit"` or `"log_probability"`.
+
+    Example:
+    >>> maps = SmoothGrad(num_samples=20, noise=0.1)(model, images)
+    """
+
+    offline_only = True
+
+    def __init__(self, num_samples=20, noise=0.1, seed=None, score="logit"):
+        super().__init__(score=score)
+        if int(num_samples) < 1:
+            raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
+        self.num_samples = int(num_samples)
+        self.noise = float(noise)
+        self.seed = seed
+
+    def maps_from_tape(self, tape, source, logits, classes=None):
+        raise ValueError(
+            "SmoothGrad needs several forward passes per image and cannot explain "
+            "from a training step's single pass; use it offline, or train with "
+            "VanillaGradients, GradientInput, GradCAM or CAM."
+        )
+
+    def explain_batch(self, images, classes):
+        repeated = tf.repeat(images, self.num_samples, axis=0)
+        noise = tf.random.normal(
+            tf.shape(repeated), stddev=self.noise, dtype=repeated.dtype, seed=self.seed
+        )
+        return self.average_gradients(repeated + noise, classes)
+
+    def average_gradients(self, noisy_images, classes=None):
+        """Mean per-class gradient over precomputed noisy copies.
+
+        Args:
+            noisy_images: `(batch * num_samples, ...)`, each image's copies
+                adjacent (as `tf.repeat` lays them out).
+            classes: `None` or int `(batch, k)`.
+
+        Returns:
+            `(batch, k, ...)` float32 maps.
+        """
+        noisy_images = tf.convert_to_tensor(noisy_images)
+        if classes is not None:
+            classes = tf.repeat(classes, self.num_samples, axis=0)
+        tap = self._tap_model()
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(noisy_images)
+            logits = backbones.call_taps(tap, noisy_images)[-1]
+            scores = class_scores(logits, self.score)
+        grads = per_class_gradients(tape, scores, noisy_images, classes)
+        del tape
+        shape = tf.concat([[-1, self.num_samples], tf.shape(grads)[1:]], axis=0)
+        return tf.reduce_mean(tf.reshape(grads, shape), axis=1)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "num_samples": self.num_samples,
+            "noise": self.noise,
+            "seed": self.seed,
+        }

@@ -1,0 +1,10 @@
+"""Soft labels built from the similarity of a model's class explanations."""
+
+from keras_introspect.soft_targets import similarity
+from keras_introspect.soft_targets.targets import (
+    ExplanationSoftTargets,
+    entropy,
+    scatter_to_classes,
+)
+
+__all__ = ["ExplanationSoftTargets", "entropy", "scatter_to_classes", "similarity"]

@@ -1,0 +1,64 @@
+"""Similarity between the true class's explanation and every class's.
+
+All functions take maps flattened to `(batch, k, d)` and the position of the
+reference (true-class) map among the `k`, and return `(batch, k)` float32.
+"""
+
+import tensorflow as tf
+
+EPSILON = 1e-8
+
+
+def flatten_maps(maps, center=False):
+    """Flatten `(batch, k, ...)` maps to `(batch, k, d)`.
+
+    Args:
+        center: subtract each map's mean first. Class maps of one image share a
+            large common component (where the object is); centering removes it,
+            so the similarity measures *how* the evidence is arranged rather
+            than *that* there is an object (cosine of centered maps = Pearson
+            correlation).
+    """
+    maps = tf.cast(maps, tf.float32)
+    shape = tf.shape(maps)
+    flat = tf.reshape(maps, tf.stack([shape[0], shape[1], -1]))
+    if center:
+        flat = flat - tf.reduce_mean(flat, axis=-1, keepdims=True)
+    return flat
+
+
+def _reference(flat, reference):
+    return tf.gather(flat, reference[:, None], batch_dims=1)  # (B, 1, d)
+
+
+def cosine(flat, reference):
+    """Cosine similarity in [-1, 1]; 0 where a map is all zeros."""
+    ref = _reference(flat, reference)
+    dot = tf.reduce_sum(flat * ref, axis=-1)
+    norms = tf.norm(flat, axis=-1) * tf.norm(ref, axis=-1)
+    return dot / tf.maximum(norms, EPSILON)
+
+
+def dot(flat, reference):
+    """Inner product divided by the map size (scale-dependent)."""
+    ref = _reference(flat, reference)
+    size = tf.cast(tf.shape(flat)[-1], tf.float32)
+    return tf.reduce_sum(flat * ref, axis=-1) / size
+
+
+def euclidean(flat, reference):
+    """Negative Euclidean distance between L2-normalized maps, in [-2, 0]."""
+    unit = flat / tf.maximum(tf.norm(flat, axis=-1, keepdims=True), EPSILON)
+    ref = _reference(unit, reference)
+    return -tf.norm(unit - ref, axis=-1)
+
+
+SIMILARITIES = {"cosine": cosine, "dot": dot, "euclidean": euclidean}
+
+
+def get(name):
+    if callable(name):
+        return name
+    if name not in SIMILARITIES:
+        raise ValueError(f"Unknown similarity {name!r}; choose one of {sorted(SIMILARITIES)}.")
+    return SIMILARITIES[name]

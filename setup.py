@@ -1,0 +1,42 @@
+"""keras-introspect: classifiers that learn from their own explanations."""
+
+import pathlib
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).parent
+version = {}
+exec((HERE / "keras_introspect" / "version.py").read_text(), version)
+
+setup(
+    name="keras-introspect",
+    version=version["__version__"],
+    description="Introspective learning for Keras 3: a classifier distils its own self-explanations.",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    packages=find_packages(include=["keras_introspect", "keras_introspect.*"]),
+    python_requires=">=3.10",
+    # TensorFlow itself is an extra: Colab ships `tensorflow`, CPU-only
+    # machines want `tensorflow-cpu`; requiring one would pull the other.
+    install_requires=[
+        "keras>=3.12",
+        "numpy",
+        "matplotlib",
+        "scikit-learn",
+        "tensorflow-datasets",
+        "tf-explain>=0.3.1",
+        "opencv-python-headless",
+    ],
+    extras_require={
+        "tf": ["tensorflow>=2.16"],
+        "cpu": ["tensorflow-cpu>=2.16"],
+        "test": ["pytest", "nbclient", "nbformat", "ipykernel"],
+    },
+    entry_points={"console_scripts": ["keras-introspect=keras_introspect.cli.main:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Framework :: Keras",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+)
