@@ -49,10 +49,13 @@ def selected_scores(scores, classes):
     return [chosen[:, j] for j in range(classes.shape[-1])]
 
 
-def per_class_gradients(tape, scores, source, classes):
+def per_class_gradients(tape, logits, score, source, classes):
     """Gradient of every selected class score with respect to `source`.
 
-    One `tape.gradient` call per class. Samples are independent in inference
+    The score ops (softmax, column slices) are recorded by re-entering the
+    persistent `tape`: a tape only differentiates what it recorded, and the
+    forward pass that produced `logits` ran in an earlier `with tape:` block.
+    Then one `tape.gradient` call per class. Samples are independent in inference
     mode, so the gradient of the batch sum is each sample's own gradient; in
     training mode BatchNorm couples samples through the batch statistics and
     the result is the gradient of the batch-summed score (see docs/method.md).
@@ -60,8 +63,10 @@ def per_class_gradients(tape, scores, source, classes):
     Returns:
         `(batch, k, *source.shape[1:])` float32 tensor.
     """
+    with tape:
+        columns = selected_scores(class_scores(logits, score), classes)
     grads = []
-    for column in selected_scores(scores, classes):
+    for column in columns:
         grad = tape.gradient(column, source, unconnected_gradients="zero")
         grads.append(tf.cast(grad, tf.float32))
     return tf.stack(grads, axis=1)

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_introspect import backbones
-from keras_introspect.explainers.base import Explainer, class_scores, per_class_gradients
+from keras_introspect.explainers.base import Explainer, per_class_gradients
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -39,8 +39,7 @@ class GradCAM(Explainer):
         return self.layer
 
     def maps_from_tape(self, tape, source, logits, classes=None):
-        scores = class_scores(logits, self.score)
-        grads = per_class_gradients(tape, scores, source, classes)  # (B, K, h, w, c)
+        grads = per_class_gradients(tape, logits, self.score, source, classes)  # (B, K, h, w, c)
         weights = tf.reduce_mean(grads, axis=(2, 3))  # (B, K, c)
         features = tf.cast(source, tf.float32)
         maps = tf.einsum("bhwc,bkc->bkhw", features, weights)

@@ -4,7 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_introspect import backbones
-from keras_introspect.explainers.base import Explainer, class_scores, per_class_gradients
+from keras_introspect.explainers.base import Explainer, per_class_gradients
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -66,8 +66,7 @@ class SmoothGrad(Explainer):
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(noisy_images)
             logits = backbones.call_taps(tap, noisy_images)[-1]
-            scores = class_scores(logits, self.score)
-        grads = per_class_gradients(tape, scores, noisy_images, classes)
+        grads = per_class_gradients(tape, logits, self.score, noisy_images, classes)
         del tape
         shape = tf.concat([[-1, self.num_samples], tf.shape(grads)[1:]], axis=0)
         return tf.reduce_mean(tf.reshape(grads, shape), axis=1)

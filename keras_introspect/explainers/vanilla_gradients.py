@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_introspect.explainers.base import Explainer, class_scores, per_class_gradients
+from keras_introspect.explainers.base import Explainer, per_class_gradients
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -14,5 +14,4 @@ class VanillaGradients(Explainer):
     """
 
     def maps_from_tape(self, tape, source, logits, classes=None):
-        scores = class_scores(logits, self.score)
-        return per_class_gradients(tape, scores, source, classes)
+        return per_class_gradients(tape, logits, self.score, source, classes)

@@ -27,8 +27,8 @@ class IntrospectiveModel(ClassifierTrainer):
     Args:
         backbone: Functional or Sequential classifier (logits or softmax).
         explainer: an `Explainer` or its name (`"cam"`, `"grad_cam"`,
-            `"vanilla_gradients"`, `"gradient_input"`). Offline-only explainers
-            (SmoothGrad, Integrated Gradients) are rejected.
+            `"vanilla_gradients"`, `"gradient_input"`); default `CAM(relu=False)`.
+            Offline-only explainers (SmoothGrad, Integrated Gradients) are rejected.
         soft_targets: an `ExplanationSoftTargets` (how similarities become q).
         alpha: weight a of the distillation term.
         temperature: T of the distillation KL.
@@ -53,7 +53,7 @@ class IntrospectiveModel(ClassifierTrainer):
     def __init__(
         self,
         backbone,
-        explainer="cam",
+        explainer=None,
         soft_targets=None,
         alpha=0.5,
         temperature=1.0,
@@ -63,7 +63,9 @@ class IntrospectiveModel(ClassifierTrainer):
         **kwargs,
     ):
         super().__init__(backbone, **kwargs)
-        self.explainer = explainer_lib.get(explainer)
+        # CAM without the ReLU: free to compute, and negative evidence is what
+        # tells the classes apart (docs/method.md).
+        self.explainer = explainer_lib.CAM(relu=False) if explainer is None else explainer_lib.get(explainer)
         if self.explainer.offline_only:
             raise ValueError(
                 f"{type(self.explainer).__name__} needs several forward passes and "
@@ -132,8 +134,8 @@ class IntrospectiveModel(ClassifierTrainer):
             if self.source_layer is None:
                 inner.watch(x)
             outputs = backbones.call_taps(view, x, training)
+            logits = tf.cast(outputs[-1], tf.float32)
         source = x if self.source_layer is None else outputs[0]
-        logits = tf.cast(outputs[-1], tf.float32)
         with maybe_stop_recording(tape):
             classes, reference = self._select_classes(tf.stop_gradient(logits), labels)
             maps = self.explainer.maps_from_tape(inner, source, logits, classes)

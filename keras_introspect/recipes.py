@@ -1,0 +1,101 @@
+"""Training recipes shared by the command line, the benchmarks and the tutorials.
+
+A recipe is the part of an experiment that is not the method: optimizer,
+learning-rate schedule, weight decay. Keeping it in one place means every
+method in a comparison trains with exactly the same budget.
+"""
+
+import keras
+
+from keras_introspect import explainers as explainer_lib
+from keras_introspect.methods import IntrospectiveModel, StandardModel
+from keras_introspect.soft_targets import ExplanationSoftTargets
+
+METHODS = ("il", "standard", "label_smoothing", "confidence_penalty")
+
+
+def sgd(learning_rate, epochs, steps_per_epoch, momentum=0.9, weight_decay=5e-4, schedule="cosine"):
+    """SGD with momentum, decoupled weight decay and a per-step LR schedule.
+
+    Args:
+        learning_rate: peak learning rate.
+        epochs, steps_per_epoch: the training length the schedule spans.
+        momentum: SGD momentum.
+        weight_decay: decoupled decay; BatchNorm parameters and biases are
+            excluded, as is usual for CIFAR ResNets.
+        schedule: `"cosine"` (to zero) or `"constant"`.
+    """
+    if schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, epochs * steps_per_epoch))
+    elif schedule == "constant":
+        lr = learning_rate
+    else:
+        raise ValueError(f"Unknown schedule {schedule!r}; use 'cosine' or 'constant'.")
+    optimizer = keras.optimizers.SGD(lr, momentum=momentum, weight_decay=weight_decay or None)
+    if weight_decay:
+        optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
+    return optimizer
+
+
+def build_method(method, backbone, **options):
+    """A training method around `backbone`, by name.
+
+    Args:
+        method: one of `METHODS`.
+        backbone: the classifier.
+        **options: method options. For `"il"`: `explainer`, `layer`, `relu`,
+            `form`, `similarity`, `center`, `target_temperature`, `epsilon`,
+            `alpha`, `temperature`, `explained_classes`, `warmup_epochs`,
+            `ramp_epochs`. For `"label_smoothing"`: `label_smoothing`; for
+            `"confidence_penalty"`: `confidence_penalty`.
+    """
+    if method == "standard":
+        return StandardModel(backbone)
+    if method == "label_smoothing":
+        return StandardModel(backbone, label_smoothing=options.get("label_smoothing", 0.1))
+    if method == "confidence_penalty":
+        return StandardModel(backbone, confidence_penalty=options.get("confidence_penalty", 0.1))
+    if method == "il":
+        return IntrospectiveModel(backbone, **il_options(**options))
+    raise ValueError(f"Unknown method {method!r}; choose one of {METHODS}.")
+
+
+IL_DEFAULTS = dict(
+    explainer="cam",
+    layer=None,
+    relu=False,
+    form="mass",
+    similarity="cosine",
+    center=True,
+    target_temperature=0.1,
+    epsilon=0.1,
+    alpha=0.5,
+    temperature=1.0,
+    explained_classes="all",
+    warmup_epochs=0,
+    ramp_epochs=0,
+)
+
+
+def il_options(**options):
+    """Flat IL options (as the CLI takes them) → `IntrospectiveModel` kwargs."""
+    unknown = set(options) - set(IL_DEFAULTS)
+    if unknown:
+        raise ValueError(f"Unknown introspective-learning options: {sorted(unknown)}.")
+    o = {**IL_DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
+    explainer = explainer_lib.get(o["explainer"])
+    if hasattr(explainer, "relu"):
+        explainer.relu = bool(o["relu"])
+    if o["layer"] is not None:
+        if not hasattr(explainer, "layer"):
+            raise ValueError(f"The {o['explainer']} explainer has no layer to choose; drop --layer.")
+        explainer.layer = o["layer"]
+    targets = ExplanationSoftTargets(
+        form=o["form"], similarity=o["similarity"], center=o["center"],
+        temperature=o["target_temperature"], epsilon=o["epsilon"],
+    )
+    return dict(
+        explainer=explainer, soft_targets=targets, alpha=o["alpha"], temperature=o["temperature"],
+        explained_classes=o["explained_classes"], warmup_epochs=o["warmup_epochs"],
+        ramp_epochs=o["ramp_epochs"],
+    )
