@@ -1,0 +1,74 @@
+"""TF SavedModel export with a `serving_default` and an `explain` signature."""
+
+import keras
+import tensorflow as tf
+
+from keras_introspect import backbones
+
+
+def export_saved_model(model, path, explainer=None):
+    """Write `model` as a TF SavedModel for TensorFlow Serving.
+
+    Signatures:
+        `serving_default(images) -> {"probabilities"}`: class probabilities.
+        `explain(images, class_index) -> {"probabilities", "class_index",
+        "explanation"}`: the self-explanation map for `class_index` per image
+        (`-1` = the predicted class). Out-of-range indices fail with an error.
+
+    Args:
+        model: a library method model (e.g. `IntrospectiveModel`) or a graph
+            backbone.
+        path: output directory.
+        explainer: the explainer for the `explain` signature; default the
+            model's own (`model.explainer`) or `CAM(relu=False)`.
+
+    Returns:
+        The path written.
+
+    Example:
+    >>> export_saved_model(model, "exported/")
+    >>> served = tf.saved_model.load("exported/")
+    >>> served.signatures["explain"](images=x, class_index=tf.constant([-1] * len(x)))
+    """
+    from keras_introspect import explainers as explainer_lib
+
+    backbone = getattr(model, "backbone", model)
+    num_classes = backbones.check_classifier(backbone)
+    explainer = explainer or getattr(model, "explainer", None) or explainer_lib.CAM(relu=False)
+    explainer.bind(backbone)
+    logits_view = backbones.tap_model(backbone)
+    input_shape = tuple(backbone.inputs[0].shape[1:])
+
+    archive = keras.export.ExportArchive()
+    archive.track(backbone)
+    archive.track(logits_view)
+    images_spec = tf.TensorSpec((None, *input_shape), tf.float32, name="images")
+
+    def probabilities(images):
+        logits = backbones.call_taps(logits_view, images)[-1]
+        return tf.nn.softmax(tf.cast(logits, tf.float32))
+
+    @tf.function(input_signature=[images_spec])
+    def serve(images):
+        return {"probabilities": probabilities(images)}
+
+    @tf.function(input_signature=[images_spec, tf.TensorSpec((None,), tf.int32, name="class_index")])
+    def explain(images, class_index):
+        probs = probabilities(images)
+        tf.debugging.assert_equal(
+            tf.shape(class_index)[0], tf.shape(images)[0],
+            message="class_index must have one entry per image",
+        )
+        tf.debugging.assert_less(
+            class_index, num_classes, message=f"class_index must be < {num_classes} (or -1 for the predicted class)"
+        )
+        tf.debugging.assert_greater_equal(class_index, -1, message="class_index must be >= -1")
+        predicted = tf.argmax(probs, axis=-1, output_type=tf.int32)
+        chosen = tf.where(class_index < 0, predicted, class_index)
+        maps = explainer.explain_batch(images, chosen[:, None])[:, 0]
+        return {"probabilities": probs, "class_index": chosen, "explanation": maps}
+
+    archive.add_endpoint("serve", serve)
+    archive.add_endpoint("explain", explain)
+    archive.write_out(str(path), verbose=False)
+    return str(path)
