@@ -157,13 +157,17 @@ class Explainer:
         Returns:
             `(batch, k, ...)` float32 tensor of maps.
         """
-        model = getattr(model, "backbone", model)
-        if model is not self._backbone:
-            self.bind(model)
+        self.ensure_bound(model)
         images = tf.convert_to_tensor(images)
         images = tf.cast(images, keras.backend.floatx() if not images.dtype.is_floating else images.dtype)
         classes = normalize_classes(classes, tf.shape(images)[0], self.num_classes)
         return self.explain_batch(images, classes)
+
+    def ensure_bound(self, model):
+        """Bind to `model` (or a wrapper's `backbone`) unless already bound to it."""
+        model = getattr(model, "backbone", model)
+        if model is not self._backbone:
+            self.bind(model)
 
     @property
     def num_classes(self):

@@ -42,8 +42,9 @@ class IntegratedGradients(Explainer):
             "explain from a training step's single pass; use it offline."
         )
 
-    def path_gradients(self, images, classes=None):
+    def path_gradients(self, model, images, classes=None):
         """Mean per-class gradient along the path (before the input factor)."""
+        self.ensure_bound(model)
         images = tf.cast(tf.convert_to_tensor(images), tf.float32)
         baseline = tf.fill(tf.shape(images), self.baseline)
         t = tf.linspace(0.0, 1.0, self.steps)
@@ -63,7 +64,7 @@ class IntegratedGradients(Explainer):
 
     def explain_batch(self, images, classes):
         images = tf.cast(images, tf.float32)
-        grads = self.path_gradients(images, classes)
+        grads = self.path_gradients(self.backbone, images, classes)
         return grads * (images - self.baseline)[:, None]
 
     def get_config(self):

@@ -46,12 +46,13 @@ class SmoothGrad(Explainer):
         noise = tf.random.normal(
             tf.shape(repeated), stddev=self.noise, dtype=repeated.dtype, seed=self.seed
         )
-        return self.average_gradients(repeated + noise, classes)
+        return self.average_gradients(self.backbone, repeated + noise, classes)
 
-    def average_gradients(self, noisy_images, classes=None):
+    def average_gradients(self, model, noisy_images, classes=None):
         """Mean per-class gradient over precomputed noisy copies.
 
         Args:
+            model: the classifier (or a library model wrapping it).
             noisy_images: `(batch * num_samples, ...)`, each image's copies
                 adjacent (as `tf.repeat` lays them out).
             classes: `None` or int `(batch, k)`.
@@ -59,6 +60,7 @@ class SmoothGrad(Explainer):
         Returns:
             `(batch, k, ...)` float32 maps.
         """
+        self.ensure_bound(model)
         noisy_images = tf.convert_to_tensor(noisy_images)
         if classes is not None:
             classes = tf.repeat(classes, self.num_samples, axis=0)

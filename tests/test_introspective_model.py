@@ -1,0 +1,256 @@
+"""IntrospectiveModel: loss, training step, schedules, serialization, errors."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import tiny_backbone
+
+import keras_introspect as ki
+from keras_introspect import backbones, explainers
+from keras_introspect.soft_targets import ExplanationSoftTargets
+
+ALPHA, T, EPS, TAU = 0.3, 2.0, 0.2, 0.5
+
+
+def make_model(backbone=None, **kwargs):
+    options = dict(
+        explainer=explainers.CAM(relu=False),
+        soft_targets=ExplanationSoftTargets(form="mass", epsilon=EPS, temperature=TAU),
+        alpha=ALPHA,
+        temperature=T,
+    )
+    options.update(kwargs)
+    return ki.IntrospectiveModel(backbone or tiny_backbone(), **options)
+
+
+def log_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def hand_targets(backbone, x, y):
+    """q computed in numpy from the features and the Dense kernel."""
+    features = keras.Model(backbone.input, backbone.get_layer("features").output)(x).numpy().astype("float64")
+    kernel = backbone.get_layer("logits").kernel.numpy()
+    maps = np.einsum("bhwc,ck->bkhw", features, kernel).reshape(len(x), kernel.shape[1], -1)
+    maps = maps - maps.mean(-1, keepdims=True)
+    ref = maps[np.arange(len(x)), y][:, None]
+    sims = (maps * ref).sum(-1) / (np.linalg.norm(maps, axis=-1) * np.linalg.norm(ref, axis=-1))
+    q = np.zeros_like(sims)
+    for i, label in enumerate(y):
+        others = [j for j in range(sims.shape[1]) if j != label]
+        w = np.exp(sims[i, others] / TAU)
+        q[i, others] = EPS * w / w.sum()
+        q[i, label] = 1 - EPS
+    return q
+
+
+def hand_loss(backbone, x, y):
+    """Per-example (1-a)·CE + a·T²·KL(q ‖ softmax(z/T)) in numpy."""
+    z = backbone(x).numpy().astype("float64")
+    q = hand_targets(backbone, x, y)
+    ce = -log_softmax(z)[np.arange(len(y)), y]
+    kl = (q * (np.log(q) - log_softmax(z / T))).sum(-1)
+    return (1 - ALPHA) * ce + ALPHA * T**2 * kl
+
+
+def test_soft_targets_match_hand_computation(images, labels):
+    model = make_model()
+    q = model.soft_targets(images, labels).numpy()
+    np.testing.assert_allclose(q, hand_targets(model.backbone, images, labels), atol=1e-5)
+
+
+def test_logged_loss_equals_hand_computation(images, labels):
+    model = make_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.0), metrics=["accuracy"])
+    logs = model.train_on_batch(images, labels, return_dict=True)
+    np.testing.assert_allclose(logs["loss"], hand_loss(model.backbone, images, labels).mean(), rtol=1e-5)
+    assert logs["alpha"] == pytest.approx(ALPHA)
+
+
+def test_one_step_moves_weights_by_the_hand_gradient(images, labels):
+    model = make_model()
+    backbone = model.backbone
+    q = tf.constant(hand_targets(backbone, images, labels), tf.float32)
+    with tf.GradientTape() as tape:
+        z = backbone(images)
+        ce = tf.keras.losses.sparse_categorical_crossentropy(labels, z, from_logits=True)
+        log_p = tf.nn.log_softmax(z / T)
+        kl = tf.reduce_sum(tf.math.xlogy(q, q) - q * log_p, axis=-1)
+        loss = tf.reduce_mean((1 - ALPHA) * ce + ALPHA * T**2 * kl)
+    grads = tape.gradient(loss, backbone.trainable_weights)
+    expected = [w.numpy() - 0.1 * g.numpy() for w, g in zip(backbone.trainable_weights, grads)]
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    model.train_on_batch(images, labels)
+    for w, e in zip(backbone.trainable_weights, expected):
+        np.testing.assert_allclose(w.numpy(), e, atol=1e-5)
+
+
+def test_one_hot_and_integer_labels_agree(images, labels):
+    model = make_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    a = model.train_on_batch(images, labels, return_dict=True)["loss"]
+    b = model.train_on_batch(images, keras.utils.to_categorical(labels, 5), return_dict=True)["loss"]
+    assert a == pytest.approx(b, rel=1e-6)
+
+
+def test_sample_weights_follow_sum_over_batch_size(images, labels):
+    model = make_model()
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    weights = np.array([1.0, 1.0, 0.0, 0.0], "float32")
+    loss = model.train_on_batch(images, labels, sample_weight=weights, return_dict=True)["loss"]
+    per_example = hand_loss(model.backbone, images, labels)
+    assert loss == pytest.approx(per_example[:2].sum() / 4, rel=1e-5)
+
+
+def test_batchnorm_statistics_update_once_per_step(images, labels):
+    il = make_model(tiny_backbone(batchnorm=True, seed=1))
+    std = ki.StandardModel(tiny_backbone(batchnorm=True, seed=1))
+    for model in (il, std):
+        model.compile(optimizer=keras.optimizers.SGD(0.0))
+        model.train_on_batch(images, labels)
+    for name in ("moving_mean", "moving_variance"):
+        a = [v for v in il.backbone.get_layer("bn1").weights if name in v.path][0]
+        b = [v for v in std.backbone.get_layer("bn1").weights if name in v.path][0]
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6)
+    fresh = tiny_backbone(batchnorm=True, seed=1).get_layer("bn1").moving_mean.numpy()
+    assert not np.allclose(il.backbone.get_layer("bn1").moving_mean.numpy(), fresh)
+
+
+def test_input_gradient_explainer_trains(images, labels):
+    model = make_model(explainer="vanilla_gradients")
+    q = model.soft_targets(images, labels).numpy()
+    np.testing.assert_allclose(q.sum(-1), 1.0, atol=1e-5)
+    # Real input gradients differ per class, so the non-true mass is not uniform.
+    assert np.ptp(np.sort(q, axis=-1)[:, :-1], axis=-1).max() > 1e-3
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    logs = model.train_on_batch(images, labels, return_dict=True)
+    assert np.isfinite(logs["loss"])
+
+
+def test_top_k_explains_true_class_plus_k_others(images, labels):
+    model = make_model(explained_classes=2)
+    q = model.soft_targets(images, labels).numpy()
+    assert ((q > 0).sum(-1) == 3).all()
+    np.testing.assert_allclose(q[np.arange(4), labels], 1 - EPS, atol=1e-6)
+    logits = model.backbone(images).numpy()
+    for i, y in enumerate(labels):
+        others = [c for c in np.argsort(-logits[i]) if c != y][:2]
+        assert set(np.flatnonzero(q[i])) == {y, *others}
+
+
+def test_warmup_and_ramp_schedule_alpha():
+    x = np.random.default_rng(0).normal(size=(16, 8, 8, 3)).astype("float32")
+    y = np.arange(16) % 5
+    model = make_model(warmup_epochs=1, ramp_epochs=2, alpha=0.6)
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    history = model.fit(x, y, batch_size=8, epochs=4, verbose=0)
+    np.testing.assert_allclose(history.history["alpha"], [0.0, 0.3, 0.6, 0.6], atol=1e-6)
+    assert history.history["loss"][0] == pytest.approx(history.history["cross_entropy"][0], rel=1e-5)
+
+
+def test_softmax_backbone_uses_logits(images, labels):
+    for kind in ("dense", "layer"):
+        logits_model = make_model(tiny_backbone(seed=4))
+        softmax_model = make_model(tiny_backbone(seed=4, softmax=kind))
+        np.testing.assert_allclose(
+            softmax_model.soft_targets(images, labels).numpy(),
+            logits_model.soft_targets(images, labels).numpy(), atol=1e-5,
+        )
+        probabilities = softmax_model.predict(images, verbose=0)
+        np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+
+
+def test_explain_shapes(images):
+    model = make_model()
+    assert model.explain(images).shape == (4, 8, 8)
+    assert model.explain(images, classes=np.array([0, 1, 2, 3])).shape == (4, 8, 8)
+    assert model.explain(images, classes="all").shape == (4, 5, 8, 8)
+    predicted = np.argmax(model.predict(images, verbose=0), -1)
+    np.testing.assert_allclose(
+        model.explain(images), model.explain(images, classes="all").numpy()[np.arange(4), predicted], atol=1e-6
+    )
+
+
+def test_save_load_round_trip_and_continue_training(tmp_path):
+    x = np.random.default_rng(0).normal(size=(16, 8, 8, 3)).astype("float32")
+    y = np.arange(16) % 5
+    model = make_model(explained_classes=3, warmup_epochs=1)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), metrics=["accuracy"])
+    model.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    path = tmp_path / "il.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    assert isinstance(loaded, ki.IntrospectiveModel)
+    config, loaded_config = model.get_config(), loaded.get_config()
+    assert {k: v for k, v in loaded_config.items() if k != "backbone"} == {k: v for k, v in config.items() if k != "backbone"}
+    assert [layer.name for layer in loaded.backbone.layers] == [layer.name for layer in model.backbone.layers]
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    np.testing.assert_allclose(loaded.soft_targets(x, y), model.soft_targets(x, y), atol=1e-6)
+    assert int(loaded.optimizer.iterations.numpy()) == 4
+    a = model.fit(x, y, batch_size=8, epochs=1, verbose=0).history["loss"]
+    b = loaded.fit(x, y, batch_size=8, epochs=1, verbose=0).history["loss"]
+    np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_evaluate_reports_cross_entropy_and_metrics(images, labels):
+    model = make_model()
+    model.compile(optimizer="sgd", metrics=["accuracy"])
+    logs = model.evaluate(images, labels, verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "cross_entropy", "accuracy"}
+    z = model.backbone(images).numpy()
+    assert logs["loss"] == pytest.approx(-log_softmax(z)[np.arange(4), labels].mean(), rel=1e-5)
+
+
+def test_bad_inputs_raise_clear_errors(images, labels):
+    model = make_model()
+    model.compile(optimizer="sgd")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="labels must be < 5"):
+        model.train_on_batch(images, np.array([0, 1, 2, 9]))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="labels must be >= 0"):
+        model.train_on_batch(images, np.array([0, 1, 2, -1]))
+    with pytest.raises(ValueError, match="do not fit a 5-class model"):
+        model.train_on_batch(images, np.zeros((4, 3), "float32"))
+    bad = make_model()
+    bad.compile(optimizer="sgd", loss="mse")
+    with pytest.raises(ValueError, match="computes its own loss"):
+        bad.train_on_batch(images, labels)
+    with pytest.raises(ValueError, match="cannot run inside the training step"):
+        make_model(explainer="smoothgrad")
+    with pytest.raises(ValueError, match="explained_classes"):
+        make_model(explained_classes=5)
+    with pytest.raises(ValueError, match="alpha"):
+        make_model(alpha=1.5)
+
+
+class Subclassed(keras.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(3)
+
+    def call(self, x):
+        return self.dense(keras.ops.reshape(x, (-1, 8 * 8 * 3)))
+
+
+def test_unsupported_backbones_are_rejected(images):
+    sub = Subclassed()
+    sub(images)
+    with pytest.raises(backbones.BackboneError, match="subclassed"):
+        ki.IntrospectiveModel(sub)
+    inputs = keras.Input((8, 8, 3))
+    with pytest.raises(backbones.BackboneError, match="sigmoid"):
+        ki.IntrospectiveModel(keras.Model(inputs, keras.layers.Dense(3, activation="sigmoid")(keras.layers.Flatten()(inputs))))
+    with pytest.raises(backbones.BackboneError, match=r"outputs shape \(None, 8, 8, 2\)"):
+        ki.IntrospectiveModel(keras.Model(inputs, keras.layers.Conv2D(2, 1)(inputs)))
+    with pytest.raises(backbones.BackboneError, match="keras.Model"):
+        ki.IntrospectiveModel("resnet20")
+
+
+def test_recipe_defaults_match_model_defaults():
+    from keras_introspect import recipes
+
+    a = ki.IntrospectiveModel(tiny_backbone()).get_config()
+    b = recipes.build_method("il", tiny_backbone()).get_config()
+    for key in ("explainer", "soft_targets", "alpha", "temperature", "explained_classes", "warmup_epochs", "ramp_epochs"):
+        assert a[key] == b[key], key

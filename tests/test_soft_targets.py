@@ -1,0 +1,102 @@
+"""Soft targets from explanation similarities."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_introspect.soft_targets import ExplanationSoftTargets, entropy, scatter_to_classes, similarity
+
+RNG = np.random.default_rng(0)
+
+
+def numpy_cosine(maps, reference, center):
+    flat = maps.reshape(maps.shape[0], maps.shape[1], -1).astype("float64")
+    if center:
+        flat = flat - flat.mean(-1, keepdims=True)
+    ref = flat[np.arange(len(flat)), reference][:, None]
+    return (flat * ref).sum(-1) / np.maximum(np.linalg.norm(flat, axis=-1) * np.linalg.norm(ref, axis=-1), 1e-8)
+
+
+@pytest.mark.parametrize("center", [True, False])
+def test_cosine_similarity_matches_numpy(center):
+    maps = RNG.normal(size=(3, 6, 4, 4)).astype("float32")
+    reference = np.array([0, 5, 2])
+    ours = ExplanationSoftTargets(center=center).similarities(maps, reference).numpy()
+    np.testing.assert_allclose(ours, numpy_cosine(maps, reference, center), atol=1e-5)
+    np.testing.assert_allclose(ours[np.arange(3), reference], 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("form", ["mass", "softmax"])
+@pytest.mark.parametrize("name", ["cosine", "dot", "euclidean"])
+def test_targets_are_distributions(form, name):
+    maps = RNG.normal(size=(5, 10, 3, 3)).astype("float32")
+    q = ExplanationSoftTargets(form=form, similarity=name).__call__(maps, np.arange(5)).numpy()
+    assert q.shape == (5, 10)
+    assert (q >= 0).all()
+    np.testing.assert_allclose(q.sum(-1), 1.0, atol=1e-5)
+
+
+def test_mass_form_matches_hand_computation():
+    maps = RNG.normal(size=(2, 4, 5)).astype("float32")
+    reference = np.array([1, 3])
+    eps, tau = 0.2, 0.5
+    q = ExplanationSoftTargets(form="mass", epsilon=eps, temperature=tau)(maps, reference).numpy()
+    sims = numpy_cosine(maps, reference, center=True)
+    for i, y in enumerate(reference):
+        others = [j for j in range(4) if j != y]
+        weights = np.exp(sims[i, others] / tau)
+        np.testing.assert_allclose(q[i, y], 1 - eps, atol=1e-6)
+        np.testing.assert_allclose(q[i, others], eps * weights / weights.sum(), atol=1e-6)
+
+
+def test_softmax_form_matches_hand_computation():
+    maps = RNG.normal(size=(2, 4, 5)).astype("float32")
+    reference = np.array([0, 2])
+    q = ExplanationSoftTargets(form="softmax", temperature=0.3, center=False)(maps, reference).numpy()
+    sims = numpy_cosine(maps, reference, center=False) / 0.3
+    expected = np.exp(sims) / np.exp(sims).sum(-1, keepdims=True)
+    np.testing.assert_allclose(q, expected, atol=1e-6)
+
+
+def test_equal_similarities_reduce_to_label_smoothing_over_other_classes():
+    maps = np.ones((3, 5, 4, 4), "float32")  # identical maps → identical similarities
+    q = ExplanationSoftTargets(form="mass", epsilon=0.1, center=False)(maps, np.array([0, 1, 4])).numpy()
+    expected = np.full((3, 5), 0.1 / 4)
+    expected[[0, 1, 2], [0, 1, 4]] = 0.9
+    np.testing.assert_allclose(q, expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("form", ["mass", "softmax"])
+@pytest.mark.parametrize("center", [True, False])
+def test_all_zero_explanations_give_finite_targets(form, center):
+    q = ExplanationSoftTargets(form=form, center=center)(np.zeros((2, 4, 3, 3), "float32"), np.array([0, 3])).numpy()
+    assert np.isfinite(q).all()
+    np.testing.assert_allclose(q.sum(-1), 1.0, atol=1e-6)
+
+
+def test_targets_stop_gradient():
+    maps = tf.Variable(RNG.normal(size=(2, 3, 4)).astype("float32"))
+    with tf.GradientTape() as tape:
+        q = ExplanationSoftTargets()(maps, np.array([0, 1]))
+        total = tf.reduce_sum(q * tf.range(3, dtype=tf.float32))
+    assert tape.gradient(total, maps) is None
+
+
+def test_scatter_to_classes_and_entropy():
+    q = np.array([[0.9, 0.1], [0.7, 0.3]], "float32")
+    classes = np.array([[2, 0], [1, 3]], "int32")
+    full = scatter_to_classes(q, classes, 4).numpy()
+    np.testing.assert_allclose(full, [[0.1, 0, 0.9, 0], [0, 0.7, 0, 0.3]])
+    np.testing.assert_allclose(entropy(full).numpy(), -(q * np.log(q)).sum(-1), atol=1e-6)
+
+
+def test_bad_arguments_are_rejected():
+    with pytest.raises(ValueError, match="form"):
+        ExplanationSoftTargets(form="uniform")
+    with pytest.raises(ValueError, match="similarity"):
+        ExplanationSoftTargets(similarity="manhattan")
+    with pytest.raises(ValueError, match="temperature"):
+        ExplanationSoftTargets(temperature=0)
+    with pytest.raises(ValueError, match="epsilon"):
+        ExplanationSoftTargets(epsilon=1.0)
+    assert similarity.get("cosine") is similarity.cosine
