@@ -45,6 +45,12 @@ def export_saved_model(model, path, explainer=None):
     images_spec = tf.TensorSpec((None, *input_shape), tf.float32, name="images")
 
     def probabilities(images):
+        # A loaded signature does not enforce its declared shape, and a
+        # fully-convolutional backbone would silently accept other image sizes.
+        tf.debugging.assert_equal(
+            tf.shape(images)[1:], tf.constant(input_shape, tf.int32),
+            message=f"images must have shape (batch, {', '.join(map(str, input_shape))})",
+        )
         logits = backbones.call_taps(logits_view, images)[-1]
         return tf.nn.softmax(tf.cast(logits, tf.float32))
 

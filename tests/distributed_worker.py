@@ -1,0 +1,40 @@
+"""Run in a fresh process: split the CPU into 2 logical devices, then train the
+same model on one device and under MirroredStrategy, and print the results."""
+
+import json
+import sys
+
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from conftest import tiny_backbone  # noqa: E402
+
+import keras_introspect as ki  # noqa: E402
+
+
+def train(strategy, method):
+    with strategy.scope():
+        backbone = tiny_backbone(seed=0)
+        if method == "il":
+            model = ki.IntrospectiveModel(backbone, alpha=0.5, temperature=2.0)
+        else:
+            model = ki.StandardModel(backbone, label_smoothing=0.1)
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accuracy"])
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 8, 8, 3)).astype("float32")
+    y = (np.arange(32) % 5).astype("int32")
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+    history = model.fit(ds, epochs=2, verbose=0)
+    return [w.numpy().tolist() for w in model.backbone.trainable_weights], history.history
+
+
+if __name__ == "__main__":
+    method = sys.argv[1]
+    one_w, one_h = train(tf.distribute.OneDeviceStrategy("/cpu:0"), method)
+    two_w, two_h = train(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), method)
+    max_diff = max(float(np.abs(np.array(a) - np.array(b)).max()) for a, b in zip(one_w, two_w))
+    print(json.dumps({"max_weight_diff": max_diff, "one": one_h, "two": two_h}))

@@ -1,0 +1,62 @@
+"""The keras-introspect command line, end to end."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import run_cli
+
+from keras_introspect.cli.main import main
+
+
+def test_default_train_writes_every_artefact(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("train", "--epochs", "3", "--output", str(out), "--verbose", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Epoch 3/3" in result.stdout
+    for name in ("history.csv", "history.json", "metrics.json", "curves.png", "explanations.png", "model.keras"):
+        assert (out / name).stat().st_size > 0, name
+    assert (out / "saved_model" / "saved_model.pb").exists()
+    metrics = json.loads((out / "metrics.json").read_text())
+    history = json.loads((out / "history.json").read_text())
+    assert metrics["method"] == "il" and metrics["dataset"] == "digits"
+    assert metrics["test_accuracy"] == pytest.approx(history["val_accuracy"][-1], abs=1e-6)
+    assert metrics["test_accuracy"] > 0.5  # 10 classes: chance is 0.1
+    assert len((out / "history.csv").read_text().splitlines()) == 4
+
+
+def test_standard_method_and_il_knobs(tmp_path):
+    assert main(["train", "--method", "standard", "--epochs", "1", "--output", str(tmp_path / "s"), "--verbose", "0"]) == 0
+    assert main([
+        "train", "--epochs", "1", "--output", str(tmp_path / "il"), "--verbose", "0", "--explainer", "grad_cam",
+        "--form", "softmax", "--target-temperature", "0.5", "--explained-classes", "3", "--warmup-epochs", "1",
+    ]) == 0
+    config = json.loads((tmp_path / "il" / "metrics.json").read_text())["config"]
+    assert config["explained_classes"] == 3 and config["warmup_epochs"] == 1
+    served = tf.saved_model.load(str(tmp_path / "il" / "saved_model"))
+    probabilities = served.signatures["serving_default"](images=tf.zeros((2, 8, 8, 1)))["probabilities"]
+    np.testing.assert_allclose(probabilities.numpy().sum(-1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--dataset", "/no/such/dir"], "does not exist"),
+        (["--dataset", "imagenet"], "Unknown dataset"),
+        (["--arch", "vgg"], "Unknown architecture"),
+        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--explained-classes", "many"], "--explained-classes"),
+        (["--epsilon", "1.5"], "epsilon must be in"),
+    ],
+)
+def test_bad_arguments_exit_nonzero_with_one_clear_line(tmp_path, capsys, args, message):
+    code = main(["train", "--output", str(tmp_path), "--verbose", "0", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err and err.startswith("keras-introspect: error:")
+
+
+def test_unknown_method_is_rejected_by_argparse():
+    result = run_cli("train", "--method", "magic")
+    assert result.returncode == 2 and "invalid choice" in result.stderr

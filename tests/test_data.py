@@ -1,0 +1,66 @@
+"""Data sources and pipelines, on real data (digits, the shared CIFAR-10 copy)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_introspect as ki
+from keras_introspect.data import DatasetNotFoundError
+
+
+def test_digits_is_the_zero_download_default():
+    arrays = ki.data.load_arrays("digits")
+    assert arrays.x_train.shape == (1437, 8, 8, 1) and arrays.x_test.shape == (360, 8, 8, 1)
+    assert arrays.num_classes == 10
+    assert np.bincount(arrays.y_test).min() >= 35  # stratified
+
+
+def test_pipelines_normalize_batch_and_subset():
+    arrays = ki.data.load_arrays("digits")
+    splits = ki.data.make_pipelines(arrays, batch_size=32, train_size=500, seed=1)
+    assert splits.num_train == 500
+    x, y = next(iter(splits.train))
+    assert x.shape == (32, 8, 8, 1) and y.dtype == tf.int32
+    all_x = np.concatenate([b[0].numpy() for b in splits.train])
+    np.testing.assert_allclose(all_x.mean(), 0.0, atol=1e-4)
+    np.testing.assert_allclose(all_x.std(), 1.0, atol=1e-3)
+    np.testing.assert_allclose(splits.denormalize(splits.x_test), arrays.x_test, atol=1e-5)
+
+
+def test_stratified_subset_is_balanced_and_fixed():
+    y = np.repeat(np.arange(10), 100)
+    x = np.arange(1000)
+    xa, ya = ki.data.stratified_subset(x, y, 200, seed=3)
+    xb, _ = ki.data.stratified_subset(x, y, 200, seed=3)
+    assert (np.bincount(ya) == 20).all()
+    np.testing.assert_array_equal(xa, xb)
+
+
+def test_pad_crop_flip_keeps_shape_and_content():
+    image = tf.reshape(tf.range(32 * 32 * 3, dtype=tf.float32), (32, 32, 3))
+    out = ki.data.pad_crop_flip(image, tf.constant([1, 2], tf.int64))
+    assert out.shape == (32, 32, 3)
+    same = ki.data.pad_crop_flip(image, tf.constant([1, 2], tf.int64))
+    np.testing.assert_array_equal(out.numpy(), same.numpy())
+
+
+def test_image_folder_reads_the_shared_cifar10(cifar_dir):
+    arrays = ki.data.load_arrays(str(cifar_dir))
+    assert arrays.x_train.shape == (50000, 32, 32, 3) and arrays.x_test.shape == (10000, 32, 32, 3)
+    assert arrays.class_names[:3] == ["airplane", "automobile", "bird"]
+    assert (np.bincount(arrays.y_test) == 1000).all()
+
+
+def test_missing_dataset_errors(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
+        ki.data.load_arrays(str(tmp_path / "nowhere"))
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    with pytest.raises(DatasetNotFoundError, match="no test split"):
+        ki.data.load_arrays(str(tmp_path))
+    with pytest.raises(DatasetNotFoundError, match="Unknown dataset 'mnist3'"):
+        ki.data.load_arrays("mnist3")
+
+
+def test_tfds_offline_error_says_how_to_use_local_data(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="ImageFolder directory"):
+        ki.data.load_arrays("cifar10", data_dir=str(tmp_path))
