@@ -37,6 +37,7 @@ CONFIGS = {
     "il_gradcam_stage2_mass": ("il", {"explainer": "grad_cam", "layer": "stage2_block3_out"}),
     "il_cam_mass_T4": ("il", {"temperature": 4.0}),
     "il_cam_mass_alpha0.9": ("il", {"alpha": 0.9}),
+    "il_cam_nontarget": ("il", {"form": "nontarget", "alpha": 0.2, "temperature": 4.0}),
     "il_vanilla_top2_mass": ("il", {"explainer": "vanilla_gradients", "explained_classes": 2}),
 }
 

@@ -254,3 +254,21 @@ def test_recipe_defaults_match_model_defaults():
     b = recipes.build_method("il", tiny_backbone()).get_config()
     for key in ("explainer", "soft_targets", "alpha", "temperature", "explained_classes", "warmup_epochs", "ramp_epochs"):
         assert a[key] == b[key], key
+
+
+def test_nontarget_distillation_matches_hand_computation(images, labels):
+    model = make_model(soft_targets=ExplanationSoftTargets(form="nontarget", temperature=TAU))
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    logs = model.train_on_batch(images, labels, return_dict=True)
+    z = model.backbone(images).numpy().astype("float64")
+    q = hand_targets(model.backbone, images, labels) / EPS
+    q[np.arange(4), labels] = 0.0
+    ce = -log_softmax(z)[np.arange(4), labels]
+    kl = np.zeros(4)
+    for i, y in enumerate(labels):
+        others = [j for j in range(5) if j != y]
+        log_p = log_softmax(z[i, others] / T)
+        kl[i] = (q[i, others] * (np.log(q[i, others]) - log_p)).sum()
+    expected = ((1 - ALPHA) * ce + ALPHA * T**2 * kl).mean()
+    assert logs["loss"] == pytest.approx(expected, rel=1e-5)
+    assert logs["target_true_mass"] == pytest.approx(0.0)

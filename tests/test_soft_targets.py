@@ -100,3 +100,15 @@ def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="epsilon"):
         ExplanationSoftTargets(epsilon=1.0)
     assert similarity.get("cosine") is similarity.cosine
+
+
+def test_nontarget_form_puts_all_mass_on_other_classes():
+    maps = RNG.normal(size=(3, 5, 4)).astype("float32")
+    reference = np.array([0, 2, 4])
+    q = ExplanationSoftTargets(form="nontarget", temperature=0.5)(maps, reference).numpy()
+    mass = ExplanationSoftTargets(form="mass", temperature=0.5, epsilon=0.3)(maps, reference).numpy()
+    np.testing.assert_allclose(q[np.arange(3), reference], 0.0)
+    np.testing.assert_allclose(q.sum(-1), 1.0, atol=1e-6)
+    others = np.ones_like(q, bool)
+    others[np.arange(3), reference] = False
+    np.testing.assert_allclose(q[others], mass[others] / 0.3, atol=1e-6)

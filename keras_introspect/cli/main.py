@@ -47,7 +47,7 @@ def build_parser():
     il.add_argument("--explainer", choices=("cam", "grad_cam", "vanilla_gradients", "gradient_input"))
     il.add_argument("--layer", help="layer explained by grad_cam (default: last spatial layer)")
     il.add_argument("--relu", action=argparse.BooleanOptionalAction, default=None, help="ReLU on CAM/Grad-CAM maps")
-    il.add_argument("--form", choices=("mass", "softmax"), help="soft-target form")
+    il.add_argument("--form", choices=("mass", "softmax", "nontarget"), help="soft-target form")
     il.add_argument("--similarity", choices=("cosine", "dot", "euclidean"))
     il.add_argument("--center", action=argparse.BooleanOptionalAction, default=None, help="center maps before comparing")
     il.add_argument("--target-temperature", type=float, help="softmax temperature over similarities")

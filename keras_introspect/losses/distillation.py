@@ -19,14 +19,28 @@ def cross_entropy(targets, logits):
     return -tf.reduce_sum(tf.cast(targets, tf.float32) * tf.nn.log_softmax(logits), axis=-1)
 
 
-def distillation_kl(soft_targets, logits, temperature):
+MASKED_LOGIT = -1e9  # finite, so that 0 · log p stays 0 at excluded classes
+
+
+def distillation_kl(soft_targets, logits, temperature, exclude=None):
     """Per-example T² · KL(q ‖ softmax(z / T)).
 
     The T² factor keeps the gradient scale of the soft term independent of T
     (Hinton et al., 2015).
+
+    Args:
+        soft_targets: `(batch, classes)` target distributions q.
+        logits: `(batch, classes)` student logits z.
+        temperature: T.
+        exclude: optional int `(batch,)` class per example left out of the
+            student's softmax (q must be 0 there): the non-target KL of
+            Decoupled KD.
     """
     logits = tf.cast(logits, tf.float32)
     q = tf.cast(soft_targets, tf.float32)
+    if exclude is not None:
+        mask = tf.one_hot(exclude, tf.shape(logits)[-1]) > 0.5
+        logits = tf.where(mask, MASKED_LOGIT, logits)
     log_p = tf.nn.log_softmax(logits / temperature)
     kl = tf.reduce_sum(tf.math.xlogy(q, q) - q * log_p, axis=-1)
     return (temperature**2) * kl

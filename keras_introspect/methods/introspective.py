@@ -148,7 +148,8 @@ class IntrospectiveModel(ClassifierTrainer):
     def compute_terms(self, x, targets, labels, tape):
         logits, _, q = self.introspect(x, labels, training=True, tape=tape)
         ce = loss_lib.cross_entropy(targets, logits)
-        distill = loss_lib.distillation_kl(q, logits, self.temperature)
+        exclude = labels if self.target_builder.form == "nontarget" else None
+        distill = loss_lib.distillation_kl(q, logits, self.temperature, exclude=exclude)
         alpha = self.current_alpha()
         loss = (1.0 - alpha) * ce + alpha * distill
         terms = {

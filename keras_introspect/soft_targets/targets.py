@@ -1,6 +1,6 @@
 """Soft labels from explanation similarities.
 
-Two forms, both held constant (stop-gradient) like a teacher's output:
+Three forms, all held constant (stop-gradient) like a teacher's output:
 
 * ``"softmax"`` — the pure similarity softmax
   q_j = exp(s_j / tau) / sum_i exp(s_i / tau), with s_y the true class's
@@ -10,6 +10,11 @@ Two forms, both held constant (stop-gradient) like a teacher's output:
   q_y = 1 - epsilon, q_j = epsilon * exp(s_j / tau) / sum_{i != y} exp(s_i / tau).
   With equal similarities this is exactly label smoothing that spreads
   epsilon over the non-true classes.
+* ``"nontarget"`` — decoupled: a distribution over the non-true classes only,
+  q_j = exp(s_j / tau) / sum_{i != y} exp(s_i / tau), q_y = 0. Distilled
+  against the student's own non-true distribution (as the non-target part of
+  Decoupled KD, Zhao et al., 2022), it transfers the class-similarity
+  structure without lowering the true class's confidence.
 """
 
 import keras
@@ -17,7 +22,7 @@ import tensorflow as tf
 
 from keras_introspect.soft_targets import similarity as similarity_lib
 
-FORMS = ("mass", "softmax")
+FORMS = ("mass", "softmax", "nontarget")
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -25,7 +30,7 @@ class ExplanationSoftTargets:
     """Turn per-class explanation maps into a soft label per sample.
 
     Args:
-        form: `"mass"` (default) or `"softmax"`, see the module docstring.
+        form: `"mass"` (default), `"softmax"` or `"nontarget"`, see the module docstring.
         similarity: `"cosine"` (default), `"dot"` or `"euclidean"`.
         center: subtract each map's mean before comparing (default True).
         temperature: tau, the softmax temperature over similarities.
@@ -75,6 +80,8 @@ class ExplanationSoftTargets:
         if self.form == "softmax":
             return tf.nn.softmax(logits, axis=-1)
         others = tf.nn.softmax(tf.where(is_true, tf.float32.min, logits), axis=-1)
+        if self.form == "nontarget":
+            return tf.where(is_true, 0.0, others)
         return tf.where(is_true, 1.0 - self.epsilon, self.epsilon * others)
 
     def get_config(self):
