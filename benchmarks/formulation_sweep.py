@@ -38,6 +38,10 @@ CONFIGS = {
     "il_cam_mass_T4": ("il", {"temperature": 4.0}),
     "il_cam_mass_alpha0.9": ("il", {"alpha": 0.9}),
     "il_cam_nontarget": ("il", {"form": "nontarget", "alpha": 0.2, "temperature": 4.0}),
+    "kd": ("kd", {}),
+    "kd_shuffled": ("kd", {"teacher_targets": "shuffled"}),
+    "kd_uniform": ("kd", {"teacher_targets": "uniform"}),
+    "dml": ("dml", {}),
     "il_vanilla_top2_mass": ("il", {"explainer": "vanilla_gradients", "explained_classes": 2}),
 }
 
@@ -63,7 +67,8 @@ def run(arrays, config, seed, args):
     splits = ki.data.make_pipelines(arrays, batch_size=args.batch_size, augment=not args.no_augment,
                                     train_size=args.train_size, seed=args.subset_seed)
     backbone = ki.architectures.get(args.arch, splits.num_classes, splits.input_shape)
-    model = recipes.build_method(method, backbone, **options)
+    extra = {"teacher": args.teacher} if method == "kd" else {}
+    model = recipes.build_method(method, backbone, **options, **extra)
     steps = -(-splits.num_train // args.batch_size)
     model.compile(optimizer=recipes.sgd(args.lr, args.epochs, steps, weight_decay=args.weight_decay),
                   metrics=["accuracy"])
@@ -93,6 +98,7 @@ def main(argv=None):
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--teacher", help="teacher .keras file for the kd configurations")
     parser.add_argument("--out", required=True, help="JSON-lines results file (appended)")
     args = parser.parse_args(argv)
     arrays = ki.data.load_arrays(args.data)

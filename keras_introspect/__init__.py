@@ -8,7 +8,14 @@ Example:
 """
 
 from keras_introspect import architectures, data, explainers, losses, soft_targets
-from keras_introspect.methods import ClassifierTrainer, EpochCounter, IntrospectiveModel, StandardModel
+from keras_introspect.methods import (
+    ClassifierTrainer,
+    EpochCounter,
+    IntrospectiveModel,
+    MutualLearningModel,
+    StandardModel,
+    TeacherDistillationModel,
+)
 from keras_introspect.soft_targets import ExplanationSoftTargets
 from keras_introspect.version import __version__
 
@@ -17,7 +24,9 @@ __all__ = [
     "EpochCounter",
     "ExplanationSoftTargets",
     "IntrospectiveModel",
+    "MutualLearningModel",
     "StandardModel",
+    "TeacherDistillationModel",
     "__version__",
     "architectures",
     "data",

@@ -8,10 +8,10 @@ method in a comparison trains with exactly the same budget.
 import keras
 
 from keras_introspect import explainers as explainer_lib
-from keras_introspect.methods import IntrospectiveModel, StandardModel
+from keras_introspect.methods import IntrospectiveModel, MutualLearningModel, StandardModel, TeacherDistillationModel
 from keras_introspect.soft_targets import ExplanationSoftTargets
 
-METHODS = ("il", "standard", "label_smoothing", "confidence_penalty")
+METHODS = ("il", "standard", "label_smoothing", "confidence_penalty", "kd", "dml")
 
 
 def sgd(learning_rate, epochs, steps_per_epoch, momentum=0.9, weight_decay=5e-4, schedule="cosine"):
@@ -47,7 +47,9 @@ def build_method(method, backbone, **options):
             `form`, `similarity`, `center`, `target_temperature`, `epsilon`,
             `alpha`, `temperature`, `explained_classes`, `warmup_epochs`,
             `ramp_epochs`. For `"label_smoothing"`: `label_smoothing`; for
-            `"confidence_penalty"`: `confidence_penalty`.
+            `"confidence_penalty"`: `confidence_penalty`. For `"kd"`: `teacher`
+            (model or `.keras` path), `alpha`, `temperature`, `teacher_targets`.
+            For `"dml"`: `num_peers`.
     """
     if method == "standard":
         return StandardModel(backbone)
@@ -55,6 +57,13 @@ def build_method(method, backbone, **options):
         return StandardModel(backbone, label_smoothing=options.get("label_smoothing", 0.1))
     if method == "confidence_penalty":
         return StandardModel(backbone, confidence_penalty=options.get("confidence_penalty", 0.1))
+    if method == "kd":
+        if not options.get("teacher"):
+            raise ValueError("Method kd needs a teacher: a .keras file (CLI: --teacher PATH).")
+        kd_keys = ("teacher", "alpha", "temperature", "teacher_targets")
+        return TeacherDistillationModel(backbone, **{k: options[k] for k in kd_keys if options.get(k) is not None})
+    if method == "dml":
+        return MutualLearningModel(backbone, num_peers=options.get("num_peers", 2))
     if method == "il":
         return IntrospectiveModel(backbone, **il_options(**options))
     raise ValueError(f"Unknown method {method!r}; choose one of {METHODS}.")

@@ -21,6 +21,8 @@ def train(strategy, method):
         backbone = tiny_backbone(seed=0)
         if method == "il":
             model = ki.IntrospectiveModel(backbone, alpha=0.5, temperature=2.0)
+        elif method == "dml":
+            model = ki.MutualLearningModel(backbone, peers=[tiny_backbone(seed=1)])
         else:
             model = ki.StandardModel(backbone, label_smoothing=0.1)
         model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accuracy"])

@@ -52,11 +52,15 @@ def build_parser():
     il.add_argument("--center", action=argparse.BooleanOptionalAction, default=None, help="center maps before comparing")
     il.add_argument("--target-temperature", type=float, help="softmax temperature over similarities")
     il.add_argument("--epsilon", type=float, help="non-true-class mass (form=mass)")
-    il.add_argument("--alpha", type=float, help="weight of the distillation term")
-    il.add_argument("--temperature", type=float, help="distillation temperature T")
+    il.add_argument("--alpha", type=float, help="weight of the distillation term (il, kd)")
+    il.add_argument("--temperature", type=float, help="distillation temperature T (il, kd)")
     il.add_argument("--explained-classes", default=None, help="'all' or k (true class + top-k others)")
     il.add_argument("--warmup-epochs", type=int)
     il.add_argument("--ramp-epochs", type=int)
+    kd = train.add_argument_group("teacher distillation (--method kd) and mutual learning (--method dml)")
+    kd.add_argument("--teacher", help="teacher .keras file (e.g. the model.keras of a previous run)")
+    kd.add_argument("--teacher-targets", choices=("teacher", "shuffled", "uniform"), default=None)
+    kd.add_argument("--num-peers", type=int, default=2)
     reg = train.add_argument_group("regularizers")
     reg.add_argument("--label-smoothing", type=float, default=0.1)
     reg.add_argument("--confidence-penalty", type=float, default=0.1)
@@ -75,6 +79,15 @@ def method_options(args):
             except ValueError:
                 raise CliError(f"--explained-classes must be 'all' or an integer, got {options['explained_classes']!r}") from None
         return options
+    if args.method == "kd":
+        if not args.teacher:
+            raise CliError("--method kd needs --teacher PATH (a .keras model, e.g. runs/teacher/model.keras)")
+        if not os.path.exists(args.teacher):
+            raise CliError(f"teacher file {args.teacher!r} does not exist")
+        return {"teacher": args.teacher, "alpha": args.alpha, "temperature": args.temperature,
+                "teacher_targets": args.teacher_targets}
+    if args.method == "dml":
+        return {"num_peers": args.num_peers}
     if args.method == "label_smoothing":
         return {"label_smoothing": args.label_smoothing}
     if args.method == "confidence_penalty":

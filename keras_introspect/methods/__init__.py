@@ -2,6 +2,15 @@
 
 from keras_introspect.methods.base import ClassifierTrainer, EpochCounter
 from keras_introspect.methods.introspective import IntrospectiveModel
+from keras_introspect.methods.mutual import MutualLearningModel
 from keras_introspect.methods.standard import StandardModel
+from keras_introspect.methods.teacher_kd import TeacherDistillationModel
 
-__all__ = ["ClassifierTrainer", "EpochCounter", "IntrospectiveModel", "StandardModel"]
+__all__ = [
+    "ClassifierTrainer",
+    "EpochCounter",
+    "IntrospectiveModel",
+    "MutualLearningModel",
+    "StandardModel",
+    "TeacherDistillationModel",
+]

@@ -1,0 +1,115 @@
+"""Teacher KD (and its dissection), deep mutual learning, label smoothing, confidence penalty."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import tiny_backbone
+
+import keras_introspect as ki
+from keras_introspect.methods.teacher_kd import shuffle_non_true, uniform_non_true
+
+
+def log_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+def first_step_loss(model, images, labels):
+    model.compile(optimizer=keras.optimizers.SGD(0.0))
+    return model.train_on_batch(images, labels, return_dict=True)
+
+
+def test_kd_loss_matches_hand_computation(images, labels):
+    teacher, student = tiny_backbone(seed=1), tiny_backbone(seed=2)
+    logs = first_step_loss(ki.TeacherDistillationModel(student, teacher, alpha=0.7, temperature=3.0), images, labels)
+    zs, zt = student(images).numpy().astype("float64"), teacher(images).numpy().astype("float64")
+    q = np.exp(log_softmax(zt / 3.0))
+    kl = (q * (np.log(q) - log_softmax(zs / 3.0))).sum(-1)
+    ce = -log_softmax(zs)[np.arange(4), labels]
+    assert logs["loss"] == pytest.approx((0.3 * ce + 0.7 * 9.0 * kl).mean(), rel=1e-5)
+
+
+def test_kd_term_equals_keras_logits_distillation(images, labels):
+    teacher, student = tiny_backbone(seed=1), tiny_backbone(seed=2)
+    logs = first_step_loss(ki.TeacherDistillationModel(student, teacher, alpha=1.0, temperature=4.0), images, labels)
+    # With the default loss="kl_divergence" (a string), Keras 3.15 applies the KL
+    # to the tempered logits themselves; the KLDivergence instance is the real KD.
+    distillation = keras.distillation.LogitsDistillation(temperature=4.0, loss=keras.losses.KLDivergence())
+    reference = distillation.compute_loss(teacher(images), student(images))
+    assert logs["distillation"] == pytest.approx(float(reference), rel=1e-3)  # Keras clips p at 1e-7
+
+
+def test_shuffled_targets_keep_true_mass_and_non_true_values():
+    rng = np.random.default_rng(0)
+    q = rng.dirichlet(np.ones(6), size=50).astype("float32")
+    labels = rng.integers(0, 6, size=50).astype("int32")
+    shuffled = shuffle_non_true(q, labels, seed=1).numpy()
+    np.testing.assert_allclose(shuffled[np.arange(50), labels], q[np.arange(50), labels])
+    moved = 0
+    for i, y in enumerate(labels):
+        others = [j for j in range(6) if j != y]
+        np.testing.assert_allclose(np.sort(shuffled[i, others]), np.sort(q[i, others]), atol=1e-7)
+        moved += not np.allclose(shuffled[i, others], q[i, others])
+    assert moved > 40  # the order really changes
+
+
+def test_uniform_targets_keep_true_mass_only():
+    q = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], "float32")
+    out = uniform_non_true(q, np.array([0, 2], "int32")).numpy()
+    np.testing.assert_allclose(out, [[0.7, 0.15, 0.15], [0.1, 0.1, 0.8]], atol=1e-7)
+
+
+def test_kd_teacher_from_keras_file_and_round_trip(tmp_path, images, labels):
+    teacher = ki.StandardModel(tiny_backbone(seed=1))
+    teacher.save(tmp_path / "teacher.keras")
+    model = ki.TeacherDistillationModel(tiny_backbone(seed=2), str(tmp_path / "teacher.keras"), teacher_targets="uniform")
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    model.fit(images, labels, epochs=1, verbose=0)
+    model.save(tmp_path / "kd.keras")
+    loaded = keras.saving.load_model(tmp_path / "kd.keras")
+    np.testing.assert_array_equal(loaded.predict(images, verbose=0), model.predict(images, verbose=0))
+    assert loaded.teacher_targets == "uniform"
+    np.testing.assert_array_equal(loaded.teacher(images), teacher.backbone(images))
+    assert not any(w is v for w in model.trainable_weights for v in model.teacher.weights)
+    with pytest.raises(ValueError, match="teacher has 3 classes"):
+        ki.TeacherDistillationModel(tiny_backbone(), tiny_backbone(num_classes=3))
+    with pytest.raises(ValueError, match="Cannot load the teacher"):
+        ki.TeacherDistillationModel(tiny_backbone(), str(tmp_path / "missing.keras"))
+
+
+def test_dml_loss_matches_hand_computation(images, labels):
+    a, b = tiny_backbone(seed=1), tiny_backbone(seed=2)
+    logs = first_step_loss(ki.MutualLearningModel(a, peers=[b]), images, labels)
+    za, zb = a(images).numpy().astype("float64"), b(images).numpy().astype("float64")
+    pa, pb = np.exp(log_softmax(za)), np.exp(log_softmax(zb))
+    ce_a, ce_b = -log_softmax(za)[np.arange(4), labels], -log_softmax(zb)[np.arange(4), labels]
+    kl_a = (pb * (np.log(pb) - log_softmax(za))).sum(-1)
+    kl_b = (pa * (np.log(pa) - log_softmax(zb))).sum(-1)
+    assert logs["loss"] == pytest.approx((ce_a + kl_a + ce_b + kl_b).mean(), rel=1e-5)
+    assert logs["distillation"] == pytest.approx(kl_a.mean(), rel=1e-5)
+
+
+def test_dml_trains_every_peer_and_round_trips(tmp_path, images, labels):
+    model = ki.MutualLearningModel(tiny_backbone(seed=1), num_peers=3)
+    before = [p.get_layer("logits").kernel.numpy().copy() for p in model.peers]
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    model.fit(images, labels, epochs=1, verbose=0)
+    assert all(not np.allclose(p.get_layer("logits").kernel.numpy(), b) for p, b in zip(model.peers, before))
+    ensemble = model.ensemble_predict(images, verbose=0).numpy()
+    np.testing.assert_allclose(ensemble.sum(-1), 1.0, atol=1e-5)
+    model.save(tmp_path / "dml.keras")
+    loaded = keras.saving.load_model(tmp_path / "dml.keras")
+    np.testing.assert_allclose(loaded.ensemble_predict(images, verbose=0), ensemble, atol=1e-6)
+
+
+@pytest.mark.parametrize("smoothing, penalty", [(0.2, 0.0), (0.0, 0.3)])
+def test_regularizers_match_hand_computation(images, labels, smoothing, penalty):
+    backbone = tiny_backbone(seed=3)
+    logs = first_step_loss(ki.StandardModel(backbone, label_smoothing=smoothing, confidence_penalty=penalty), images, labels)
+    z = backbone(images).numpy().astype("float64")
+    targets = np.eye(5)[labels] * (1 - smoothing) + smoothing / 5
+    log_p = log_softmax(z)
+    expected = -(targets * log_p).sum(-1) + penalty * (np.exp(log_p) * log_p).sum(-1)
+    assert logs["loss"] == pytest.approx(expected.mean(), rel=1e-5)
+    assert logs["cross_entropy"] == pytest.approx(-log_p[np.arange(4), labels].mean(), rel=1e-5)
