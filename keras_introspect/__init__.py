@@ -7,7 +7,7 @@ Example:
 >>> model.fit(train_ds, validation_data=test_ds, epochs=30)
 """
 
-from keras_introspect import architectures, data, explainers, losses, soft_targets
+from keras_introspect import architectures, data, distribute, explainers, export, losses, soft_targets
 from keras_introspect.methods import (
     ClassifierTrainer,
     EpochCounter,
@@ -30,7 +30,9 @@ __all__ = [
     "__version__",
     "architectures",
     "data",
+    "distribute",
     "explainers",
+    "export",
     "losses",
     "soft_targets",
 ]

@@ -1,0 +1,67 @@
+"""One process of a multi-worker (or single-process reference) training run.
+
+Usage: python multiworker_worker.py DATA_DIR OUT.npz CKPT_DIR EPOCHS [FAIL_AFTER_EPOCH]
+With TF_CONFIG set this is one worker of a MultiWorkerMirroredStrategy
+cluster; without it, the single-process reference on the same global batch.
+FAIL_AFTER_EPOCH makes the process die right after that epoch's checkpoint.
+"""
+
+import os
+import sys
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import keras_introspect as ki
+
+PER_WORKER_BATCH, WORKERS, STEPS = 16, 2, 2
+
+
+def cnn():
+    """A BatchNorm-free CNN: its gradients do not depend on how the global batch
+    is split, so 2 workers must match 1 process to float precision. (With
+    synchronized BatchNorm, see docs/distributed.md for what we measured.)"""
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
+    x = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="features")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+
+
+def main():
+    data_dir, out, ckpt_dir, epochs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    fail_after = int(sys.argv[5]) if len(sys.argv) > 5 else None
+    multiworker = "TF_CONFIG" in os.environ
+    strategy = tf.distribute.MultiWorkerMirroredStrategy() if multiworker else tf.distribute.get_strategy()
+    arrays = ki.data.load_arrays(data_dir)
+    count = PER_WORKER_BATCH * WORKERS * STEPS
+    splits = ki.data.make_pipelines(arrays, batch_size=8, augment=False)
+    x, y = splits.x_test[:count], splits.y_test[:count]  # real CIFAR-10 images
+
+    def dataset_fn(context, epoch):
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        if multiworker:  # worker i: examples i, i + 2, ...; together one global batch
+            ds = ds.shard(context.num_input_pipelines, context.input_pipeline_id)
+            return ds.batch(PER_WORKER_BATCH)
+        return ds.batch(PER_WORKER_BATCH * WORKERS)
+
+    with strategy.scope():
+        keras.utils.set_random_seed(0)
+        model = ki.IntrospectiveModel(cnn()) if os.environ.get("KI_METHOD", "il") == "il" else ki.StandardModel(cnn())
+        model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), metrics=["accuracy"])
+
+    initial = [w.copy() for w in model.get_weights()]
+    if fail_after is not None:
+        # Run up to the failing epoch, then die without any cleanup.
+        ki.distribute.fit_distributed(model, dataset_fn, fail_after + 1, STEPS, strategy, ckpt_dir, verbose=0)
+        os._exit(17)
+    history = ki.distribute.fit_distributed(model, dataset_fn, epochs, STEPS, strategy, ckpt_dir, verbose=0)
+    arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
+    arrays.update({f"init{i}": w for i, w in enumerate(initial)})
+    np.savez(out, loss=np.array(history.get("loss", [np.nan])), **arrays)
+
+
+if __name__ == "__main__":
+    main()
