@@ -45,3 +45,47 @@ def test_bad_requests_fail_clearly(exported, images):
         served.signatures["serving_default"](images=tf.zeros((2, 9, 9, 3)))
     with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a float tensor"):
         served.signatures["serving_default"](images=tf.zeros((2, 8, 8, 3), tf.int32))
+
+
+def test_saved_model_cli_runs_both_signatures(tmp_path, images):
+    import shutil
+    import subprocess
+
+    cli = shutil.which("saved_model_cli")
+    assert cli, "saved_model_cli is installed with TensorFlow"
+    model = ki.IntrospectiveModel(tiny_backbone(seed=5))
+    path = export_saved_model(model, tmp_path / "model")
+    np.save(tmp_path / "images.npy", images)
+    np.save(tmp_path / "classes.npy", np.array([-1, 0, 1, 2], "int32"))
+    show = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True, check=True).stdout
+    assert "signature_def['serving_default']" in show and "signature_def['explain']" in show
+    for signature, inputs in [
+        ("serving_default", f"images={tmp_path / 'images.npy'}"),
+        ("explain", f"images={tmp_path / 'images.npy'};class_index={tmp_path / 'classes.npy'}"),
+    ]:
+        run = subprocess.run(
+            [cli, "run", "--dir", path, "--tag_set", "serve", "--signature_def", signature,
+             "--inputs", inputs, "--outdir", str(tmp_path / signature)],
+            capture_output=True, text=True,
+        )
+        assert run.returncode == 0, run.stderr[-2000:]
+    probs = np.load(tmp_path / "serving_default" / "probabilities.npy")
+    np.testing.assert_allclose(probs, keras.ops.softmax(model.predict(images, verbose=0)), atol=1e-5)
+    maps = np.load(tmp_path / "explain" / "explanation.npy")
+    np.testing.assert_allclose(maps[1:], model.explain(images[1:], classes=np.array([0, 1, 2])), atol=1e-5)
+
+
+TRAINING_OPS = ("AssignVariableOp", "AssignSubVariableOp", "AssignAddVariableOp", "ResourceApplyGradientDescent",
+                "ResourceApplyKerasMomentum", "ResourceApplyMomentum")
+
+
+def test_serving_graph_has_no_training_ops(exported):
+    _, served = exported
+    for name in ("serving_default", "explain"):
+        graph = served.signatures[name].graph.as_graph_def()
+        nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+        ops = {n.op for n in nodes}
+        assert not ops & set(TRAINING_OPS), (name, ops & set(TRAINING_OPS))
+        for node in nodes:
+            if node.op.startswith("FusedBatchNorm"):
+                assert not node.attr["is_training"].b

@@ -113,3 +113,20 @@ def test_killed_worker_resumes_from_last_checkpoint(cifar_dir, tmp_path, referen
     w0 = weights(tmp_path / "worker0.npz")
     assert_same(w0, weights(tmp_path / "worker1.npz"))
     assert_same_training(w0, reference[3], reference["initial"])
+
+
+def test_cli_trains_with_two_workers(tmp_path):
+    workers = [f"localhost:{p}" for p in free_ports(2)]
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+               "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})}
+        procs.append(subprocess.Popen(
+            ["keras-introspect", "train", "--epochs", "2", "--strategy", "multiworker", "--output", str(tmp_path),
+             "--verbose", "1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs[0][1][-2000:] + outs[1][1][-2000:]
+    assert "with 2 replica(s)" in outs[0][0] and "Epoch 2/2" in outs[0][0]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["test_accuracy"] > 0.3
+    assert (tmp_path / "checkpoints" / "checkpoint").exists()

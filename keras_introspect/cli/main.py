@@ -42,6 +42,9 @@ def build_parser():
     train.add_argument("--no-augment", action="store_true")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--output", default="runs/latest", help="output directory")
+    train.add_argument("--strategy", default="auto", choices=("auto", "one", "mirrored", "multiworker", "tpu"),
+                       help="tf.distribute strategy (multiworker reads TF_CONFIG; see docs/distributed.md)")
+    train.add_argument("--sync-bn", action="store_true", help="synchronize BatchNorm statistics across replicas")
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress display")
     il = train.add_argument_group("introspective learning (--method il)")
     il.add_argument("--explainer", choices=("cam", "grad_cam", "vanilla_gradients", "gradient_input"))
@@ -112,24 +115,46 @@ def train(args):
     if batch_size < 1:
         raise CliError(f"--batch-size must be >= 1, got {batch_size}")
 
+    # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
+    strategy = ki.distribute.get_strategy(args.strategy)
     keras.utils.set_random_seed(args.seed)
     arrays = ki.data.load_arrays(args.dataset, data_dir=args.data_dir, download=args.download)
     splits = ki.data.make_pipelines(arrays, batch_size=batch_size, augment=not args.no_augment,
                                     train_size=args.train_size, seed=args.seed)
-    backbone = ki.architectures.get(arch, splits.num_classes, splits.input_shape)
-    model = recipes.build_method(args.method, backbone, **method_options(args))
-    steps = -(-splits.num_train // batch_size)
-    model.compile(optimizer=recipes.sgd(lr, epochs, steps, weight_decay=args.weight_decay), metrics=["accuracy"])
+    steps = splits.num_train // batch_size if args.strategy == "multiworker" else -(-splits.num_train // batch_size)
+    with strategy.scope():
+        backbone = ki.architectures.get(arch, splits.num_classes, splits.input_shape)
+        if args.sync_bn:
+            backbone = ki.distribute.synchronize_batchnorm(backbone)
+        model = recipes.build_method(args.method, backbone, **method_options(args))
+        model.compile(optimizer=recipes.sgd(lr, epochs, steps, weight_decay=args.weight_decay), metrics=["accuracy"])
 
     os.makedirs(args.output, exist_ok=True)
     print(f"Training {args.method} / {arch} on {args.dataset} ({splits.num_train} train, "
-          f"{splits.num_test} test images) for {epochs} epochs → {args.output}", flush=True)
+          f"{splits.num_test} test images) for {epochs} epochs with {strategy.num_replicas_in_sync} "
+          f"replica(s) → {args.output}", flush=True)
     start = time.time()
-    history = model.fit(splits.train, validation_data=splits.test, epochs=epochs, verbose=args.verbose)
+    if args.strategy == "multiworker":
+        # Keras's fit does not run under MultiWorkerMirroredStrategy (keras#20585).
+        def dataset_fn(context, epoch):
+            examples = splits.train_examples.shard(context.num_input_pipelines, context.input_pipeline_id)
+            return examples.batch(context.get_per_replica_batch_size(batch_size), drop_remainder=True)
+
+        history = ki.distribute.fit_distributed(
+            model, dataset_fn, epochs, steps, strategy, os.path.join(args.output, "checkpoints"), verbose=args.verbose
+        )
+        if not ki.distribute.is_chief(strategy):
+            return None  # the chief evaluates, plots and exports
+        # Evaluate and export a plain copy: evaluate/predict share fit's
+        # multi-worker trouble.
+        model.save(os.path.join(args.output, "model.keras"))
+        model = keras.saving.load_model(os.path.join(args.output, "model.keras"))
+    else:
+        history = model.fit(splits.train, validation_data=splits.test, epochs=epochs, verbose=args.verbose).history
     seconds = time.time() - start
     final = model.evaluate(splits.test, verbose=0, return_dict=True)
 
-    write_history(history.history, args.output)
+    write_history(history, args.output)
     metrics = {
         "method": args.method, "dataset": args.dataset, "arch": arch, "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "seed": args.seed, "train_size": splits.num_train,
@@ -138,7 +163,7 @@ def train(args):
     }
     with open(os.path.join(args.output, "metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2, default=str)
-    plots.plot_history(history.history, os.path.join(args.output, "curves.png"),
+    plots.plot_history(history, os.path.join(args.output, "curves.png"),
                        title=f"{args.method} · {arch} · {args.dataset}")
     write_explanations(model, splits, os.path.join(args.output, "explanations.png"))
     model.save(os.path.join(args.output, "model.keras"))

@@ -14,6 +14,8 @@ class DataSplits:
 
     Attributes:
         train, test: `tf.data.Dataset`s of `(normalized images, int labels)`.
+        train_examples: the training set before batching (shuffled and
+            augmented), for per-replica pipelines (`fit_distributed`).
         class_names, input_shape, num_classes: dataset facts.
         mean, std: per-channel statistics used to normalize (train split).
         num_train, num_test: example counts.
@@ -22,6 +24,7 @@ class DataSplits:
 
     train: tf.data.Dataset
     test: tf.data.Dataset
+    train_examples: tf.data.Dataset
     class_names: list
     input_shape: tuple
     mean: np.ndarray
@@ -85,11 +88,12 @@ def make_pipelines(arrays, batch_size=128, augment=True, train_size=None, seed=0
         train = tf.data.Dataset.zip((train, randomness)).map(
             lambda xy, s: (pad_crop_flip(xy[0], s), xy[1]), num_parallel_calls=tf.data.AUTOTUNE
         )
+    examples = train
     train = train.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
     test = tf.data.Dataset.from_tensor_slices((x_test, arrays.y_test))
     test = test.batch(int(eval_batch_size or batch_size)).prefetch(tf.data.AUTOTUNE)
     return DataSplits(
-        train=train, test=test, class_names=list(arrays.class_names),
+        train=train, test=test, train_examples=examples, class_names=list(arrays.class_names),
         input_shape=arrays.input_shape, mean=mean, std=std,
         num_train=len(y_train), num_test=len(arrays.y_test),
         x_test=x_test, y_test=arrays.y_test,

@@ -13,7 +13,8 @@ import keras
 import tensorflow as tf
 
 
-def _is_chief(strategy):
+def is_chief(strategy):
+    """True on the one worker that writes checkpoints and artefacts."""
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
         return True
@@ -22,7 +23,7 @@ def _is_chief(strategy):
 
 def _checkpoint_dir(directory, strategy):
     """Only the chief writes to `directory`; the others to a private one."""
-    if _is_chief(strategy):
+    if is_chief(strategy):
         return directory
     resolver = strategy.cluster_resolver
     return os.path.join(directory, "workers", f"{resolver.task_type}_{resolver.task_id}")
@@ -92,6 +93,6 @@ def fit_distributed(model, dataset_fn, epochs, steps_per_epoch, strategy=None, c
             history.setdefault(name, []).append(value)
         if manager is not None:
             manager.save(checkpoint_number=epoch)
-        if verbose and _is_chief(strategy):
+        if verbose and is_chief(strategy):
             print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), flush=True)
     return history

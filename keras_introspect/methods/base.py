@@ -16,6 +16,7 @@ TensorFlow `train_step` does and a naive override forgets:
 import contextlib
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_introspect import backbones
@@ -186,13 +187,47 @@ class ClassifierTrainer(keras.Model):
         tracked.extend(m for m in self.term_trackers.values() if id(m) not in known)
         return tracked
 
-    # -- fit with the epoch counter --------------------------------------------
-    def fit(self, *args, callbacks=None, **kwargs):
-        """`keras.Model.fit`, plus an `EpochCounter` for epoch-based schedules."""
+    # -- fit with the epoch counter and label checks ----------------------------
+    def fit(self, x=None, y=None, *args, callbacks=None, validation_data=None, **kwargs):
+        """`keras.Model.fit`, plus an `EpochCounter` for epoch-based schedules.
+
+        Labels are checked before the compiled step too: XLA drops the
+        in-graph assertions, so under `jit_compile=True` an out-of-range label
+        would otherwise train silently.
+        """
         callbacks = list(callbacks or [])
         if not any(isinstance(cb, EpochCounter) for cb in callbacks):
             callbacks.append(EpochCounter())
-        return super().fit(*args, callbacks=callbacks, **kwargs)
+        x, y = self.checked_inputs(x, y)
+        if isinstance(validation_data, tf.data.Dataset):
+            validation_data, _ = self.checked_inputs(validation_data, None)
+        return super().fit(x, y, *args, callbacks=callbacks, validation_data=validation_data, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        x, y = self.checked_inputs(x, y)
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def checked_inputs(self, x, y):
+        """Validate labels outside the compiled step (arrays now, datasets lazily)."""
+        if y is not None and not isinstance(y, tf.Tensor) and np.ndim(y) in (1, 2):
+            labels = np.asarray(y)
+            if labels.ndim == 1 or labels.shape[-1] == 1:
+                labels = labels.reshape(-1)
+                if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
+                    raise ValueError(
+                        f"labels must be in [0, {self.num_classes}); got values from "
+                        f"{labels.min()} to {labels.max()}."
+                    )
+        if isinstance(x, tf.data.Dataset) and getattr(self, "jit_compile", False):
+            x = x.map(self._check_element)
+        return x, y
+
+    def _check_element(self, *element):
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(element if len(element) > 1 else element[0])
+        _, labels = self.prepare_targets(y)
+        with tf.control_dependencies([labels]):
+            y = tf.identity(y)
+        return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
 
     # -- serialization ----------------------------------------------------------
     def get_config(self):
