@@ -23,6 +23,10 @@ def train(strategy, method):
             model = ki.IntrospectiveModel(backbone, alpha=0.5, temperature=2.0)
         elif method == "dml":
             model = ki.MutualLearningModel(backbone, peers=[tiny_backbone(seed=1)])
+        elif method == "kd":
+            model = ki.TeacherDistillationModel(backbone, tiny_backbone(seed=2), teacher_targets="uniform")
+        elif method == "confidence_penalty":
+            model = ki.StandardModel(backbone, confidence_penalty=0.2)
         else:
             model = ki.StandardModel(backbone, label_smoothing=0.1)
         model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accuracy"])
