@@ -15,6 +15,7 @@ from keras_introspect.methods import (
     MutualLearningModel,
     StandardModel,
     TeacherDistillationModel,
+    TeacherFreeModel,
 )
 from keras_introspect.soft_targets import ExplanationSoftTargets
 from keras_introspect.version import __version__
@@ -27,6 +28,7 @@ __all__ = [
     "MutualLearningModel",
     "StandardModel",
     "TeacherDistillationModel",
+    "TeacherFreeModel",
     "__version__",
     "architectures",
     "data",

@@ -8,10 +8,16 @@ method in a comparison trains with exactly the same budget.
 import keras
 
 from keras_introspect import explainers as explainer_lib
-from keras_introspect.methods import IntrospectiveModel, MutualLearningModel, StandardModel, TeacherDistillationModel
+from keras_introspect.methods import (
+    IntrospectiveModel,
+    MutualLearningModel,
+    StandardModel,
+    TeacherDistillationModel,
+    TeacherFreeModel,
+)
 from keras_introspect.soft_targets import ExplanationSoftTargets
 
-METHODS = ("il", "standard", "label_smoothing", "confidence_penalty", "kd", "dml")
+METHODS = ("il", "standard", "label_smoothing", "confidence_penalty", "kd", "tfkd", "tfkd_self", "dml")
 
 
 def sgd(learning_rate, epochs, steps_per_epoch, momentum=0.9, weight_decay=5e-4, schedule="cosine"):
@@ -57,9 +63,14 @@ def build_method(method, backbone, **options):
         return StandardModel(backbone, label_smoothing=options.get("label_smoothing", 0.1))
     if method == "confidence_penalty":
         return StandardModel(backbone, confidence_penalty=options.get("confidence_penalty", 0.1))
-    if method == "kd":
+    if method == "tfkd":
+        return TeacherFreeModel(backbone)
+    if method in ("kd", "tfkd_self"):
         if not options.get("teacher"):
-            raise ValueError("Method kd needs a teacher: a .keras file (CLI: --teacher PATH).")
+            raise ValueError(
+                f"Method {method} needs a teacher: a .keras file (CLI: --teacher PATH); for tfkd_self, "
+                "a model of the student's architecture trained with --method standard."
+            )
         kd_keys = ("teacher", "alpha", "temperature", "teacher_targets")
         return TeacherDistillationModel(backbone, **{k: options[k] for k in kd_keys if options.get(k) is not None})
     if method == "dml":

@@ -82,9 +82,9 @@ def method_options(args):
             except ValueError:
                 raise CliError(f"--explained-classes must be 'all' or an integer, got {options['explained_classes']!r}") from None
         return options
-    if args.method == "kd":
+    if args.method in ("kd", "tfkd_self"):
         if not args.teacher:
-            raise CliError("--method kd needs --teacher PATH (a .keras model, e.g. runs/teacher/model.keras)")
+            raise CliError(f"--method {args.method} needs --teacher PATH (a .keras model, e.g. runs/teacher/model.keras)")
         if not os.path.exists(args.teacher):
             raise CliError(f"teacher file {args.teacher!r} does not exist")
         return {"teacher": args.teacher, "alpha": args.alpha, "temperature": args.temperature,

@@ -4,6 +4,7 @@ from keras_introspect.methods.base import ClassifierTrainer, EpochCounter
 from keras_introspect.methods.introspective import IntrospectiveModel
 from keras_introspect.methods.mutual import MutualLearningModel
 from keras_introspect.methods.standard import StandardModel
+from keras_introspect.methods.teacher_free import TeacherFreeModel
 from keras_introspect.methods.teacher_kd import TeacherDistillationModel
 
 __all__ = [
@@ -13,4 +14,5 @@ __all__ = [
     "MutualLearningModel",
     "StandardModel",
     "TeacherDistillationModel",
+    "TeacherFreeModel",
 ]
