@@ -11,6 +11,7 @@ from keras_introspect import architectures, data, distribute, explainers, export
 from keras_introspect.methods import (
     ClassifierTrainer,
     EpochCounter,
+    FRSKDModel,
     IntrospectiveModel,
     MutualLearningModel,
     StandardModel,
@@ -24,6 +25,7 @@ __all__ = [
     "ClassifierTrainer",
     "EpochCounter",
     "ExplanationSoftTargets",
+    "FRSKDModel",
     "IntrospectiveModel",
     "MutualLearningModel",
     "StandardModel",

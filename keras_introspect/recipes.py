@@ -9,6 +9,7 @@ import keras
 
 from keras_introspect import explainers as explainer_lib
 from keras_introspect.methods import (
+    FRSKDModel,
     IntrospectiveModel,
     MutualLearningModel,
     StandardModel,
@@ -17,7 +18,7 @@ from keras_introspect.methods import (
 )
 from keras_introspect.soft_targets import ExplanationSoftTargets
 
-METHODS = ("il", "standard", "label_smoothing", "confidence_penalty", "kd", "tfkd", "tfkd_self", "dml")
+METHODS = ("il", "standard", "label_smoothing", "confidence_penalty", "kd", "tfkd", "tfkd_self", "dml", "frskd")
 
 
 def sgd(learning_rate, epochs, steps_per_epoch, momentum=0.9, weight_decay=5e-4, schedule="cosine"):
@@ -63,6 +64,8 @@ def build_method(method, backbone, **options):
         return StandardModel(backbone, label_smoothing=options.get("label_smoothing", 0.1))
     if method == "confidence_penalty":
         return StandardModel(backbone, confidence_penalty=options.get("confidence_penalty", 0.1))
+    if method == "frskd":
+        return FRSKDModel(backbone)
     if method == "tfkd":
         return TeacherFreeModel(backbone)
     if method in ("kd", "tfkd_self"):

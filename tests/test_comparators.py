@@ -146,3 +146,49 @@ def test_every_recipe_method_trains_saves_and_exports(tmp_path, images, labels):
         served = tf.saved_model.load(export_saved_model(loaded, tmp_path / f"{method}_export"))
         probs = served.signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
         np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+
+
+def test_frskd_loss_matches_independent_computation():
+    from keras_introspect.methods.frskd import attention_map, stage_layer_names
+
+    model = ki.FRSKDModel(ki.architectures.resnet_cifar(8, 4, input_shape=(16, 16, 3)), alpha=2.0, beta=100.0)
+    assert model.feature_layers == ["stage1_block1_out", "stage2_block1_out", "features"]
+    assert stage_layer_names(model.backbone) == model.feature_layers
+    x = np.random.default_rng(0).normal(size=(4, 16, 16, 3)).astype("float32")
+    y = np.array([0, 1, 2, 3])
+    # Forward both networks in training mode before the (zero-lr) step changes BN statistics.
+    taps = keras.Model(model.backbone.input, [model.backbone.get_layer(n).output for n in model.feature_layers]
+                       + [model.backbone.output])
+    outs = taps(x, training=True)
+    feats, z = outs[:-1], outs[-1].numpy().astype("float64")
+    t_out = model.self_teacher(feats, training=True)
+    zt, refined = t_out[0].numpy().astype("float64"), t_out[1:]
+    logs = first_step_loss(model, x, y)
+    ce = -log_softmax(z)[np.arange(4), y]
+    ce_t = -log_softmax(zt)[np.arange(4), y]
+    q = np.exp(log_softmax(zt / 4))
+    kl = (q * (np.log(q) - log_softmax(z / 4))).sum(-1) * 16
+
+    def att(f):
+        a = (np.asarray(f, "float64") ** 2).mean(-1).reshape(len(f), -1)
+        return a / np.linalg.norm(a, axis=-1, keepdims=True)
+
+    at = sum(((att(f) - att(r)) ** 2).mean(-1) for f, r in zip(feats, refined))
+    np.testing.assert_allclose(attention_map(feats[0]).numpy(), att(feats[0]), atol=1e-5)
+    assert logs["loss"] == pytest.approx((ce + ce_t + 2 * kl + 100 * at).mean(), rel=1e-4)
+
+
+def test_frskd_exports_only_the_classifier(tmp_path):
+    from keras_introspect.export import export_saved_model
+
+    model = ki.FRSKDModel(ki.architectures.resnet_cifar(8, 4, input_shape=(16, 16, 3)))
+    x = np.random.default_rng(0).normal(size=(8, 16, 16, 3)).astype("float32")
+    model.compile(optimizer=keras.optimizers.SGD(0.05))
+    model.fit(x, np.arange(8) % 4, epochs=1, verbose=0)
+    model.save(tmp_path / "frskd.keras")
+    loaded = keras.saving.load_model(tmp_path / "frskd.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(loaded.self_teacher.get_weights()[0], model.self_teacher.get_weights()[0])
+    served = tf.saved_model.load(export_saved_model(model, tmp_path / "export"))
+    variables = {v.name for v in served.variables}
+    assert not any("st_logits" in name or "fusion" in name for name in variables)

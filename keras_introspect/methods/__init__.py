@@ -1,6 +1,7 @@
 """Training methods: each a `keras.Model` wrapping a classifier backbone."""
 
 from keras_introspect.methods.base import ClassifierTrainer, EpochCounter
+from keras_introspect.methods.frskd import FRSKDModel
 from keras_introspect.methods.introspective import IntrospectiveModel
 from keras_introspect.methods.mutual import MutualLearningModel
 from keras_introspect.methods.standard import StandardModel
@@ -10,6 +11,7 @@ from keras_introspect.methods.teacher_kd import TeacherDistillationModel
 __all__ = [
     "ClassifierTrainer",
     "EpochCounter",
+    "FRSKDModel",
     "IntrospectiveModel",
     "MutualLearningModel",
     "StandardModel",
