@@ -42,6 +42,9 @@ CONFIGS = {
     "kd_shuffled": ("kd", {"teacher_targets": "shuffled"}),
     "kd_uniform": ("kd", {"teacher_targets": "uniform"}),
     "dml": ("dml", {}),
+    "tfkd": ("tfkd", {}),
+    "frskd": ("frskd", {}),
+    "isl": ("isl", {}),
     "il_vanilla_top2_mass": ("il", {"explainer": "vanilla_gradients", "explained_classes": 2}),
 }
 
@@ -67,18 +70,18 @@ def run(arrays, config, seed, args):
     splits = ki.data.make_pipelines(arrays, batch_size=args.batch_size, augment=not args.no_augment,
                                     train_size=args.train_size, seed=args.subset_seed)
     backbone = ki.architectures.get(args.arch, splits.num_classes, splits.input_shape)
-    extra = {"teacher": args.teacher} if method == "kd" else {}
+    extra = {"teacher": args.teacher} if method in ("kd", "tfkd_self", "isl") else {}
     model = recipes.build_method(method, backbone, **options, **extra)
     steps = -(-splits.num_train // args.batch_size)
     model.compile(optimizer=recipes.sgd(args.lr, args.epochs, steps, weight_decay=args.weight_decay),
                   metrics=["accuracy"])
     start = time.time()
-    history = model.fit(splits.train, validation_data=splits.test, epochs=args.epochs, verbose=2)
-    accuracies = history.history["val_accuracy"]
+    history = recipes.train(model, method, splits, args.epochs, verbose=2)
+    accuracies = history["val_accuracy"]
     return {
         "config": config, "method": method, "options": options, "seed": seed,
         "final_accuracy": accuracies[-1], "best_accuracy": max(accuracies),
-        "wall_seconds": time.time() - start, "history": history.history,
+        "wall_seconds": time.time() - start, "history": history,
         "arch": args.arch, "train_size": splits.num_train, "epochs": args.epochs,
         "batch_size": args.batch_size, "lr": args.lr, "augment": not args.no_augment,
         **provenance(),

@@ -10,6 +10,7 @@ import keras
 from keras_introspect import explainers as explainer_lib
 from keras_introspect.methods import (
     FRSKDModel,
+    InstanceSequenceCurriculum,
     IntrospectiveModel,
     MutualLearningModel,
     StandardModel,
@@ -18,7 +19,7 @@ from keras_introspect.methods import (
 )
 from keras_introspect.soft_targets import ExplanationSoftTargets
 
-METHODS = ("il", "standard", "label_smoothing", "confidence_penalty", "kd", "tfkd", "tfkd_self", "dml", "frskd")
+METHODS = ("il", "standard", "label_smoothing", "confidence_penalty", "kd", "tfkd", "tfkd_self", "dml", "frskd", "isl")
 
 
 def sgd(learning_rate, epochs, steps_per_epoch, momentum=0.9, weight_decay=5e-4, schedule="cosine"):
@@ -68,7 +69,7 @@ def build_method(method, backbone, **options):
         return FRSKDModel(backbone)
     if method == "tfkd":
         return TeacherFreeModel(backbone)
-    if method in ("kd", "tfkd_self"):
+    if method in ("kd", "tfkd_self", "isl"):
         if not options.get("teacher"):
             raise ValueError(
                 f"Method {method} needs a teacher: a .keras file (CLI: --teacher PATH); for tfkd_self, "
@@ -122,3 +123,23 @@ def il_options(**options):
         explained_classes=o["explained_classes"], warmup_epochs=o["warmup_epochs"],
         ramp_epochs=o["ramp_epochs"],
     )
+
+
+def train(model, method, splits, epochs, verbose=1, callbacks=()):
+    """Fit `model` on `splits` the way `method` trains; returns the history dict.
+
+    Every method uses `model.fit`; `"isl"` feeds it through an
+    `InstanceSequenceCurriculum` (same number of steps per epoch).
+    """
+    callbacks = list(callbacks)
+    data, steps = splits.train, None
+    if method == "isl":
+        curriculum = InstanceSequenceCurriculum(
+            splits.x_train, splits.y_train, splits.batch_size, epochs, phases=min(4, max(2, epochs)),
+            augment=splits.augment,
+        )
+        data, steps = curriculum.dataset(), curriculum.steps_per_epoch
+        callbacks.append(curriculum)
+    history = model.fit(data, steps_per_epoch=steps, validation_data=splits.test, epochs=epochs,
+                        verbose=verbose, callbacks=callbacks)
+    return history.history

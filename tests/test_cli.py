@@ -60,3 +60,23 @@ def test_bad_arguments_exit_nonzero_with_one_clear_line(tmp_path, capsys, args, 
 def test_unknown_method_is_rejected_by_argparse():
     result = run_cli("train", "--method", "magic")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+
+
+def test_every_method_runs_from_the_command_line(tmp_path):
+    from keras_introspect import recipes
+
+    teacher = tmp_path / "standard" / "model.keras"
+    for method in ("standard", *[m for m in recipes.METHODS if m not in ("standard", "il")]):
+        args = ["train", "--method", method, "--epochs", "2", "--output", str(tmp_path / method), "--verbose", "0"]
+        if method in ("kd", "tfkd_self", "isl"):
+            args += ["--teacher", str(teacher)]
+        assert main(args) == 0, method
+        metrics = json.loads((tmp_path / method / "metrics.json").read_text())
+        assert metrics["test_accuracy"] > 0.2, method
+
+
+def test_teacher_methods_need_an_existing_teacher(tmp_path, capsys):
+    assert main(["train", "--method", "kd", "--output", str(tmp_path), "--verbose", "0"]) == 2
+    assert "--method kd needs --teacher" in capsys.readouterr().err
+    assert main(["train", "--method", "isl", "--teacher", str(tmp_path / "none.keras"), "--output", str(tmp_path)]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -135,8 +135,10 @@ def test_every_recipe_method_trains_saves_and_exports(tmp_path, images, labels):
     teacher = ki.StandardModel(tiny_backbone(seed=9))
     teacher.save(tmp_path / "teacher.keras")
     for method in recipes.METHODS:
-        options = {"teacher": str(tmp_path / "teacher.keras")} if method in ("kd", "tfkd_self") else {}
-        model = recipes.build_method(method, tiny_backbone(seed=1), **options)
+        options = {"teacher": str(tmp_path / "teacher.keras")} if method in ("kd", "tfkd_self", "isl") else {}
+        # FRSKD needs stages at several resolutions.
+        backbone = ki.architectures.resnet_cifar(8, 5, input_shape=(8, 8, 3)) if method == "frskd" else tiny_backbone(seed=1)
+        model = recipes.build_method(method, backbone, **options)
         model.compile(optimizer=keras.optimizers.SGD(0.05), metrics=["accuracy"])
         history = model.fit(images, labels, epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"]).all(), method
@@ -192,3 +194,27 @@ def test_frskd_exports_only_the_classifier(tmp_path):
     served = tf.saved_model.load(export_saved_model(model, tmp_path / "export"))
     variables = {v.name for v in served.variables}
     assert not any("st_logits" in name or "fusion" in name for name in variables)
+
+
+def test_isl_curriculum_orders_instances_easy_to_hard():
+    from keras_introspect.methods import InstanceSequenceCurriculum
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 8, 8, 3)).astype("float32")
+    y = (np.arange(64) % 5).astype("int32")
+    model = ki.StandardModel(tiny_backbone(seed=3))
+    model.compile(optimizer=keras.optimizers.SGD(0.05))
+    curriculum = InstanceSequenceCurriculum(x, y, batch_size=16, epochs=4, phases=4, start_fraction=0.5)
+    assert [curriculum.phase_of(e) for e in range(4)] == [0, 1, 2, 3]
+    assert [curriculum.fraction(p) for p in range(4)] == [1.0, 0.5, 0.75, 1.0]
+    model.fit(curriculum.dataset(), steps_per_epoch=curriculum.steps_per_epoch, epochs=2, callbacks=[curriculum], verbose=0)
+    # After the phase-1 snapshot: the easiest half, in ascending loss of that snapshot.
+    assert len(curriculum.order) == 32 and curriculum.history[0][:2] == (1, 0.5)
+    losses = curriculum.snapshot_losses()
+    curriculum.on_epoch_begin(2)
+    ranked = np.argsort(losses, kind="stable")
+    np.testing.assert_array_equal(curriculum.order, ranked[:48])
+    assert (np.diff(losses[curriculum.order]) >= 0).all()
+    batch = next(iter(curriculum.dataset()))
+    np.testing.assert_array_equal(batch[1].numpy(), y[curriculum.order[:16]])
+    np.testing.assert_allclose(batch[0].numpy(), x[curriculum.order[:16]])

@@ -82,7 +82,7 @@ def method_options(args):
             except ValueError:
                 raise CliError(f"--explained-classes must be 'all' or an integer, got {options['explained_classes']!r}") from None
         return options
-    if args.method in ("kd", "tfkd_self"):
+    if args.method in ("kd", "tfkd_self", "isl"):
         if not args.teacher:
             raise CliError(f"--method {args.method} needs --teacher PATH (a .keras model, e.g. runs/teacher/model.keras)")
         if not os.path.exists(args.teacher):
@@ -150,7 +150,7 @@ def train(args):
         model.save(os.path.join(args.output, "model.keras"))
         model = keras.saving.load_model(os.path.join(args.output, "model.keras"))
     else:
-        history = model.fit(splits.train, validation_data=splits.test, epochs=epochs, verbose=args.verbose).history
+        history = recipes.train(model, args.method, splits, epochs, verbose=args.verbose)
     seconds = time.time() - start
     final = model.evaluate(splits.test, verbose=0, return_dict=True)
 

@@ -20,6 +20,7 @@ class DataSplits:
         mean, std: per-channel statistics used to normalize (train split).
         num_train, num_test: example counts.
         x_test, y_test: the normalized test arrays, for plots and explanations.
+        x_train, y_train: the normalized training arrays (after subsetting).
     """
 
     train: tf.data.Dataset
@@ -33,6 +34,10 @@ class DataSplits:
     num_test: int
     x_test: np.ndarray
     y_test: np.ndarray
+    x_train: np.ndarray
+    y_train: np.ndarray
+    batch_size: int = 128
+    augment: bool = True
 
     @property
     def num_classes(self):
@@ -96,5 +101,6 @@ def make_pipelines(arrays, batch_size=128, augment=True, train_size=None, seed=0
         train=train, test=test, train_examples=examples, class_names=list(arrays.class_names),
         input_shape=arrays.input_shape, mean=mean, std=std,
         num_train=len(y_train), num_test=len(arrays.y_test),
-        x_test=x_test, y_test=arrays.y_test,
+        x_test=x_test, y_test=arrays.y_test, x_train=x_train, y_train=y_train,
+        batch_size=int(batch_size), augment=bool(augment) and min(arrays.input_shape[:2]) >= 16,
     )

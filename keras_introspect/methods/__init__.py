@@ -1,6 +1,7 @@
 """Training methods: each a `keras.Model` wrapping a classifier backbone."""
 
 from keras_introspect.methods.base import ClassifierTrainer, EpochCounter
+from keras_introspect.methods.curriculum import InstanceSequenceCurriculum
 from keras_introspect.methods.frskd import FRSKDModel
 from keras_introspect.methods.introspective import IntrospectiveModel
 from keras_introspect.methods.mutual import MutualLearningModel
@@ -12,6 +13,7 @@ __all__ = [
     "ClassifierTrainer",
     "EpochCounter",
     "FRSKDModel",
+    "InstanceSequenceCurriculum",
     "IntrospectiveModel",
     "MutualLearningModel",
     "StandardModel",
