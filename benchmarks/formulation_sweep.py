@@ -13,16 +13,9 @@ Example:
 import argparse
 import json
 import os
-import platform
-import subprocess
-import sys
-import time
-
-import keras
-import tensorflow as tf
 
 import keras_introspect as ki
-from keras_introspect import recipes
+from keras_introspect import benchmark
 
 CONFIGS = {
     "standard": ("standard", {}),
@@ -49,43 +42,13 @@ CONFIGS = {
 }
 
 
-def provenance():
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {
-        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-        "commit": commit,
-        "machine": f"{platform.machine()} {os.cpu_count()} CPU cores, {platform.system()}",
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-    }
-
-
 def run(arrays, config, seed, args):
     method, options = CONFIGS[config]
-    keras.utils.set_random_seed(seed)
-    splits = ki.data.make_pipelines(arrays, batch_size=args.batch_size, augment=not args.no_augment,
-                                    train_size=args.train_size, seed=args.subset_seed)
-    backbone = ki.architectures.get(args.arch, splits.num_classes, splits.input_shape)
-    extra = {"teacher": args.teacher} if method in ("kd", "tfkd_self", "isl") else {}
-    model = recipes.build_method(method, backbone, **options, **extra)
-    steps = -(-splits.num_train // args.batch_size)
-    model.compile(optimizer=recipes.sgd(args.lr, args.epochs, steps, weight_decay=args.weight_decay),
-                  metrics=["accuracy"])
-    start = time.time()
-    history = recipes.train(model, method, splits, args.epochs, verbose=2)
-    accuracies = history["val_accuracy"]
-    return {
-        "config": config, "method": method, "options": options, "seed": seed,
-        "final_accuracy": accuracies[-1], "best_accuracy": max(accuracies),
-        "wall_seconds": time.time() - start, "history": history,
-        "arch": args.arch, "train_size": splits.num_train, "epochs": args.epochs,
-        "batch_size": args.batch_size, "lr": args.lr, "augment": not args.no_augment,
-        **provenance(),
-    }
+    protocol = benchmark.Protocol(
+        "sweep", args.data, args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        weight_decay=args.weight_decay, train_size=args.train_size, augment=not args.no_augment,
+    )
+    return benchmark.run_one(arrays, protocol, method, options, seed, config=config, teacher=args.teacher)
 
 
 def main(argv=None):
@@ -93,7 +56,6 @@ def main(argv=None):
     parser.add_argument("--data", required=True, help="dataset name or ImageFolder path")
     parser.add_argument("--arch", default="resnet20")
     parser.add_argument("--train-size", type=int, default=10000)
-    parser.add_argument("--subset-seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=0.05)
@@ -120,8 +82,7 @@ def main(argv=None):
             print(f"=== {config} seed {seed}", flush=True)
             result = run(arrays, config, seed, args)
             print(f"=== {config} seed {seed}: final {result['final_accuracy']:.4f} best {result['best_accuracy']:.4f}", flush=True)
-            with open(args.out, "a") as f:
-                f.write(json.dumps(result) + "\n")
+            benchmark.report.append(args.out, result)
 
 
 if __name__ == "__main__":

@@ -31,14 +31,19 @@ def sgd(learning_rate, epochs, steps_per_epoch, momentum=0.9, weight_decay=5e-4,
         momentum: SGD momentum.
         weight_decay: decoupled decay; BatchNorm parameters and biases are
             excluded, as is usual for CIFAR ResNets.
-        schedule: `"cosine"` (to zero) or `"constant"`.
+        schedule: `"cosine"` (to zero), `"step"` (×0.1 at 50% and 75%) or `"constant"`.
     """
+    total = max(1, epochs * steps_per_epoch)
     if schedule == "cosine":
-        lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=max(1, epochs * steps_per_epoch))
+        lr = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=total)
+    elif schedule == "step":  # ×0.1 at 50% and 75% of training (epochs 100 and 150 of 200)
+        lr = keras.optimizers.schedules.PiecewiseConstantDecay(
+            [total // 2, 3 * total // 4], [learning_rate, learning_rate * 0.1, learning_rate * 0.01]
+        )
     elif schedule == "constant":
         lr = learning_rate
     else:
-        raise ValueError(f"Unknown schedule {schedule!r}; use 'cosine' or 'constant'.")
+        raise ValueError(f"Unknown schedule {schedule!r}; use 'cosine', 'step' or 'constant'.")
     optimizer = keras.optimizers.SGD(lr, momentum=momentum, weight_decay=weight_decay or None)
     if weight_decay:
         optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])

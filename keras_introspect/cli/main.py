@@ -67,7 +67,52 @@ def build_parser():
     reg = train.add_argument_group("regularizers")
     reg.add_argument("--label-smoothing", type=float, default=0.1)
     reg.add_argument("--confidence-penalty", type=float, default=0.1)
+    bench = commands.add_parser("benchmark", help="run methods x seeds on one protocol and report")
+    bench.add_argument("--protocol", default="quick", choices=("quick", "cpu", "paper"))
+    bench.add_argument("--methods", nargs="+", default=list(recipes.METHODS), choices=recipes.METHODS)
+    bench.add_argument("--seeds", nargs="+", type=int, default=[0])
+    bench.add_argument("--dataset", help="override the protocol's dataset (name or ImageFolder path)")
+    bench.add_argument("--data-dir", default=None, help="TFDS data directory")
+    bench.add_argument("--epochs", type=int, help="override the protocol's epochs")
+    bench.add_argument("--train-size", type=int, help="override the protocol's training subset")
+    bench.add_argument("--teacher", help="teacher .keras for kd/tfkd_self/isl (default: trained once into --output)")
+    bench.add_argument("--output", default="runs/benchmark", help="output directory (results are appended)")
+    bench.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     return parser
+
+
+def benchmark(args):
+    from keras_introspect import benchmark as bench
+    from keras_introspect import data
+
+    protocol = bench.get(args.protocol, dataset=args.dataset, epochs=args.epochs, train_size=args.train_size)
+    if protocol.epochs < 1:
+        raise CliError(f"--epochs must be >= 1, got {protocol.epochs}")
+    arrays = data.load_arrays(protocol.dataset, data_dir=args.data_dir)
+    os.makedirs(args.output, exist_ok=True)
+    results = os.path.join(args.output, "results.jsonl")
+    done = {(r["config"], r["seed"], r["protocol"]) for r in bench.report.load(results)} if os.path.exists(results) else set()
+    teacher = args.teacher
+    if teacher is None and set(args.methods) & set(bench.runner.TEACHER_METHODS):
+        teacher = os.path.join(args.output, "teacher.keras")
+        if not os.path.exists(teacher):
+            print(f"Training the {protocol.name} teacher → {teacher}", flush=True)
+            info = bench.train_teacher(arrays, protocol, teacher, verbose=args.verbose)
+            with open(os.path.join(args.output, "teacher.json"), "w") as f:
+                json.dump(info | bench.provenance(), f, indent=2)
+    elif teacher is not None and not os.path.exists(teacher):
+        raise CliError(f"teacher file {teacher!r} does not exist")
+    for seed in args.seeds:
+        for method in args.methods:
+            if (method, seed, protocol.name) in done:
+                print(f"skip {method} seed {seed}: already in {results}", flush=True)
+                continue
+            print(f"=== {method} seed {seed} ({protocol.name})", flush=True)
+            record = bench.run_one(arrays, protocol, method, {}, seed, teacher=teacher, verbose=args.verbose)
+            bench.report.append(results, record)
+            print(f"=== {method} seed {seed}: final accuracy {record['final_accuracy']:.4f}", flush=True)
+    print(bench.write_report(results, args.output))
+    return results
 
 
 def method_options(args):
@@ -214,6 +259,8 @@ def main(argv=None):
     try:
         if args.command == "train":
             train(args)
+        elif args.command == "benchmark":
+            benchmark(args)
     except (CliError, DatasetNotFoundError, BackboneError, ValueError) as error:
         print(f"keras-introspect: error: {error}", file=sys.stderr)
         return 2

@@ -1,0 +1,146 @@
+"""Benchmark reports: JSON, CSV, a Markdown table and plots, with provenance."""
+
+import collections
+import csv
+import json
+import os
+import re
+import statistics
+
+
+def load(path):
+    """Records from a JSON-lines results file."""
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def append(path, record):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _mean_std(values):
+    mean = 100 * statistics.mean(values)
+    if len(values) < 2:
+        return f"{mean:.2f}"
+    return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f}"
+
+
+def regime(record):
+    augment = "aug" if record["augment"] else "no aug"
+    return f"{record['arch']}, {record['train_size']} images × {record['epochs']} ep, {augment}"
+
+
+def grouped(records):
+    """`{regime: {config: [records]}}`, in the order first seen."""
+    groups = collections.OrderedDict()
+    for r in records:
+        groups.setdefault(regime(r), collections.OrderedDict()).setdefault(r["config"], []).append(r)
+    return groups
+
+
+def markdown_table(records):
+    """Mean ± std over seeds per configuration, one table per regime, and provenance."""
+    lines = []
+    for name, configs in grouped(records).items():
+        base = configs.get("standard")
+        base_step = statistics.median(r["step_seconds"] for r in base) if base and "step_seconds" in base[0] else None
+        lines += [f"**{name}**", "",
+                  "| configuration | options | seeds | final acc. (%) | best acc. (%) | minutes/run | step (ms) | step / standard |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for config, rs in configs.items():
+            options = ", ".join(f"{k}={v}" for k, v in rs[0]["options"].items()) or "—"
+            step = statistics.median(r["step_seconds"] for r in rs) if "step_seconds" in rs[0] else None
+            ratio = f"{step / base_step:.2f}×" if step and base_step else "—"
+            lines.append(
+                f"| {config} | {options} | {','.join(str(r['seed']) for r in rs)} | "
+                f"{_mean_std([r['final_accuracy'] for r in rs])} | {_mean_std([r['best_accuracy'] for r in rs])} | "
+                f"{statistics.mean(r['wall_seconds'] for r in rs) / 60:.1f} | "
+                f"{'—' if step is None else f'{1000 * step:.0f}'} | {ratio} |"
+            )
+        lines.append("")
+    commits = sorted({r["commit"] for r in records})
+    dates = sorted(r["date"] for r in records)
+    first = records[0]
+    lines.append(
+        f"Provenance: `{first['command']}` (and the same with other configurations/seeds); commits "
+        f"{', '.join(commits)}; machine: {first['machine']}; TensorFlow {first['tensorflow']}, Keras "
+        f"{first['keras']}; runs from {dates[0]} to {dates[-1]}. Accuracy on the full test split."
+    )
+    return "\n".join(lines)
+
+
+def write_csv(records, path):
+    keys = ["config", "method", "seed", "final_accuracy", "best_accuracy", "wall_seconds", "step_seconds",
+            "arch", "train_size", "epochs", "batch_size", "lr", "augment", "commit", "date", "machine"]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(keys + ["options"])
+        for r in records:
+            writer.writerow([r.get(k) for k in keys] + [json.dumps(r["options"])])
+
+
+def plot(records, directory):
+    """`accuracy.png` (bars with std error bars) and `curves.png` (test accuracy per epoch)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    for name, configs in grouped(records).items():
+        slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+        names = list(configs)
+        means = [100 * statistics.mean(r["final_accuracy"] for r in configs[c]) for c in names]
+        stds = [100 * statistics.stdev([r["final_accuracy"] for r in configs[c]]) if len(configs[c]) > 1 else 0.0
+                for c in names]
+        fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(names)), 3.5))
+        ax.bar(range(len(names)), means, yerr=stds, capsize=4, color="tab:blue")
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
+        ax.set_ylabel("final test accuracy (%)")
+        low = min(m - s for m, s in zip(means, stds))
+        ax.set_ylim(max(0, low - 3), min(100, max(m + s for m, s in zip(means, stds)) + 1.5))
+        ax.set_title(name, fontsize=9)
+        fig.tight_layout()
+        fig.savefig(os.path.join(directory, f"accuracy_{slug}.png"), dpi=110)
+        plt.close(fig)
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        for config in names:
+            curves = [r["history"]["val_accuracy"] for r in configs[config]]
+            length = min(len(c) for c in curves)
+            mean = [100 * statistics.mean(c[i] for c in curves) for i in range(length)]
+            ax.plot(range(1, length + 1), mean, label=config)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy (%)")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        ax.set_title(name, fontsize=9)
+        fig.tight_layout()
+        fig.savefig(os.path.join(directory, f"curves_{slug}.png"), dpi=110)
+        plt.close(fig)
+
+
+def write_report(results_path, directory):
+    """Everything a results file supports: JSON, CSV, Markdown table and plots."""
+    records = load(results_path)
+    os.makedirs(directory, exist_ok=True)
+    with open(os.path.join(directory, "results.json"), "w") as f:
+        json.dump(records, f, indent=1)
+    write_csv(records, os.path.join(directory, "results.csv"))
+    table = markdown_table(records)
+    with open(os.path.join(directory, "results.md"), "w") as f:
+        f.write(table + "\n")
+    plot(records, directory)
+    return table
+
+
+def update_doc(path, name, text):
+    """Replace the text between `<!-- results:NAME:begin -->` and `<!-- results:NAME:end -->`."""
+    with open(path) as f:
+        doc = f.read()
+    pattern = re.compile(rf"(<!-- results:{name}:begin -->\n).*?(\n<!-- results:{name}:end -->)", re.S)
+    if not pattern.search(doc):
+        raise ValueError(f"{path} has no <!-- results:{name}:begin/end --> markers")
+    with open(path, "w") as f:
+        f.write(pattern.sub(lambda m: m.group(1) + text + m.group(2), doc))

@@ -1,0 +1,115 @@
+"""Run methods × seeds on one protocol and collect comparable results."""
+
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_introspect import architectures, data, recipes
+
+TEACHER_METHODS = ("kd", "tfkd_self", "isl")
+
+
+class StepTimer(keras.callbacks.Callback):
+    """Wall time of every training step (the data pipeline included)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds.append(time.perf_counter() - self._start)
+
+    @property
+    def median(self):
+        # The first steps include tracing; the median ignores them.
+        return float(np.median(self.seconds)) if self.seconds else float("nan")
+
+
+def provenance():
+    """Where and with what a result was produced."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                check=True, cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "commit": commit,
+        "machine": f"{platform.machine()} {os.cpu_count()} CPU cores, {platform.system()}",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, verbose=2):
+    """Train one method with one seed under `protocol`; return a result record.
+
+    Args:
+        arrays: `ArrayData` of the protocol's dataset.
+        protocol: a `Protocol`.
+        method: a `recipes.METHODS` name.
+        options: method options (`recipes.build_method`).
+        seed: seed of initialization, shuffling and augmentation (the
+            training subset is always drawn with seed 0, the same for all).
+        config: the configuration's name in reports (default: `method`).
+        teacher: `.keras` path for the teacher methods.
+    """
+    keras.utils.set_random_seed(seed)
+    splits = data.make_pipelines(arrays, batch_size=protocol.batch_size, augment=protocol.augment,
+                                 train_size=protocol.train_size, seed=0)
+    backbone = architectures.get(protocol.arch, splits.num_classes, splits.input_shape)
+    extra = {"teacher": teacher} if method in TEACHER_METHODS else {}
+    model = recipes.build_method(method, backbone, **options, **extra)
+    steps = -(-splits.num_train // protocol.batch_size)
+    model.compile(optimizer=recipes.sgd(protocol.lr, protocol.epochs, steps, weight_decay=protocol.weight_decay,
+                                        schedule=protocol.schedule), metrics=["accuracy"])
+    timer = StepTimer()
+    start = time.time()
+    history = recipes.train(model, method, splits, protocol.epochs, verbose=verbose, callbacks=[timer])
+    accuracies = history["val_accuracy"]
+    record = {
+        "config": config or method, "method": method, "options": options, "seed": seed,
+        "final_accuracy": accuracies[-1], "best_accuracy": max(accuracies),
+        "wall_seconds": time.time() - start, "step_seconds": timer.median, "history": history,
+        "protocol": protocol.name, "dataset": protocol.dataset, "arch": protocol.arch,
+        "train_size": splits.num_train, "epochs": protocol.epochs, "batch_size": protocol.batch_size,
+        "lr": protocol.lr, "augment": protocol.augment, **provenance(),
+    }
+    if method == "dml":
+        splits_x, splits_y = splits.x_test, splits.y_test
+        ensemble = model.ensemble_predict(splits_x, verbose=0).numpy().argmax(-1)
+        record["ensemble_accuracy"] = float((ensemble == splits_y).mean())
+    return record
+
+
+def train_teacher(arrays, protocol, path, seed=0, verbose=2):
+    """Train the protocol's teacher (standard training, longer) and save it to `path`."""
+    teacher_protocol = protocol.__class__(**{
+        **protocol.__dict__,
+        "arch": protocol.teacher_arch or protocol.arch,
+        "epochs": protocol.epochs * protocol.teacher_epochs_factor,
+    })
+    keras.utils.set_random_seed(seed)
+    splits = data.make_pipelines(arrays, batch_size=protocol.batch_size, augment=protocol.augment,
+                                 train_size=protocol.train_size, seed=0)
+    backbone = architectures.get(teacher_protocol.arch, splits.num_classes, splits.input_shape)
+    model = recipes.build_method("standard", backbone)
+    steps = -(-splits.num_train // protocol.batch_size)
+    model.compile(optimizer=recipes.sgd(protocol.lr, teacher_protocol.epochs, steps,
+                                        weight_decay=protocol.weight_decay, schedule=protocol.schedule),
+                  metrics=["accuracy"])
+    history = recipes.train(model, "standard", splits, teacher_protocol.epochs, verbose=verbose)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    model.save(path)
+    return {"path": path, "arch": teacher_protocol.arch, "epochs": teacher_protocol.epochs,
+            "test_accuracy": history["val_accuracy"][-1]}

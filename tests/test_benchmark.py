@@ -1,0 +1,41 @@
+"""`keras-introspect benchmark --protocol quick`: every method end to end (the CI smoke test)."""
+
+import json
+
+from conftest import run_cli
+
+from keras_introspect import recipes
+from keras_introspect.benchmark import protocols, report
+
+
+def test_quick_protocol_runs_every_method_and_reports(tmp_path):
+    out = tmp_path / "bench"
+    result = run_cli("benchmark", "--protocol", "quick", "--epochs", "2", "--output", str(out), "--verbose", "0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    records = report.load(out / "results.jsonl")
+    assert [r["method"] for r in records] == list(recipes.METHODS)
+    for r in records:
+        assert r["final_accuracy"] > 0.15, r["method"]  # 10 classes
+        assert r["step_seconds"] > 0 and len(r["history"]["val_accuracy"]) == 2
+        assert r["commit"] != "unknown" and r["machine"] and r["date"]
+    assert "ensemble_accuracy" in next(r for r in records if r["method"] == "dml")
+    table = (out / "results.md").read_text()
+    assert table.count("\n| ") == len(recipes.METHODS) + 1 and "Provenance:" in table
+    assert len((out / "results.csv").read_text().splitlines()) == len(recipes.METHODS) + 1
+    assert len(json.loads((out / "results.json").read_text())) == len(recipes.METHODS)
+    assert list(out.glob("accuracy_*.png")) and list(out.glob("curves_*.png"))
+    assert json.loads((out / "teacher.json").read_text())["epochs"] == 4
+    again = run_cli("benchmark", "--protocol", "quick", "--epochs", "2", "--methods", "standard", "--output", str(out))
+    assert again.returncode == 0 and "skip standard seed 0" in again.stdout
+    assert len(report.load(out / "results.jsonl")) == len(recipes.METHODS)
+
+
+def test_protocol_overrides_and_errors():
+    assert protocols.get("cpu", dataset="/data/cifar").dataset == "/data/cifar"
+    assert protocols.get("paper").schedule == "step" and protocols.get("paper").epochs == 200
+    try:
+        protocols.get("tiny")
+    except ValueError as error:
+        assert "Unknown protocol" in str(error)
+    else:
+        raise AssertionError("no error for an unknown protocol")
