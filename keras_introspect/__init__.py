@@ -7,7 +7,17 @@ Example:
 >>> model.fit(train_ds, validation_data=test_ds, epochs=30)
 """
 
-from keras_introspect import architectures, data, distribute, explainers, export, losses, soft_targets
+from keras_introspect import (
+    architectures,
+    benchmark,
+    data,
+    distribute,
+    explainers,
+    export,
+    losses,
+    recipes,
+    soft_targets,
+)
 from keras_introspect.methods import (
     ClassifierTrainer,
     EpochCounter,
@@ -35,10 +45,12 @@ __all__ = [
     "TeacherFreeModel",
     "__version__",
     "architectures",
+    "benchmark",
     "data",
     "distribute",
     "explainers",
     "export",
     "losses",
+    "recipes",
     "soft_targets",
 ]
