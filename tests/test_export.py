@@ -89,3 +89,14 @@ def test_serving_graph_has_no_training_ops(exported):
         for node in nodes:
             if node.op.startswith("FusedBatchNorm"):
                 assert not node.attr["is_training"].b
+
+
+def test_normalization_is_applied_inside_the_signatures(tmp_path, images):
+    model = ki.IntrospectiveModel(tiny_backbone(seed=6))
+    mean, std = np.array([120.0, 110.0, 100.0], "float32"), np.array([60.0, 50.0, 70.0], "float32")
+    raw = images * std + mean
+    served = tf.saved_model.load(export_saved_model(model, tmp_path / "m", normalization=(mean, std)))
+    probs = served.signatures["serving_default"](images=tf.constant(raw))["probabilities"].numpy()
+    np.testing.assert_allclose(probs, keras.ops.softmax(model.predict(images, verbose=0)), atol=1e-5)
+    maps = served.signatures["explain"](images=tf.constant(raw), class_index=tf.constant([1, 1, 1, 1]))["explanation"]
+    np.testing.assert_allclose(maps.numpy(), model.explain(images, classes=np.ones(4, "int32")), atol=1e-5)

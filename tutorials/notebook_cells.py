@@ -220,9 +220,8 @@ print("correlation of the off-diagonal structures:", np.corrcoef(il_matrix[off],
     ("md", """## tf-explain callbacks: explanations in TensorBoard during training
 
 tf-explain's callbacks write explanation images to TensorBoard at the end of every epoch. They need a
-Functional model, so we pass the wrapped backbone's validation data and attach the callback to the
-introspective model's `fit` (the callbacks read `self.model`, which for our wrapper is the
-`IntrospectiveModel`; tf-explain then explains through its `backbone` layers). Open the log
+Functional model; our callback subclass hands them the wrapped backbone while it explains, and
+is attached to the introspective model's `fit` like any Keras callback. Open the log
 directory with `%tensorboard --logdir logs/explanations` on Colab."""),
     ("code", '''from tf_explain.callbacks.grad_cam import GradCAMCallback
 
@@ -230,11 +229,11 @@ class BackboneGradCAM(GradCAMCallback):
     """tf-explain's Grad-CAM callback, explaining the wrapped Functional backbone."""
     def on_epoch_end(self, epoch, logs=None):
         wrapper = self.model
-        self.model = wrapper.backbone
+        self.set_model(wrapper.backbone)
         try:
             super().on_epoch_end(epoch, logs)
         finally:
-            self.model = wrapper
+            self.set_model(wrapper)
 
 callback = BackboneGradCAM(validation_data=(splits.x_test[:8], None), class_index=3,
                            layer_name="features", output_dir="logs/explanations")

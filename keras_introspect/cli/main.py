@@ -204,6 +204,7 @@ def train(args):
         "method": args.method, "dataset": args.dataset, "arch": arch, "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "seed": args.seed, "train_size": splits.num_train,
         "test_accuracy": final["accuracy"], "test_loss": final["loss"], "train_seconds": seconds,
+        "normalization": {"mean": splits.mean.tolist(), "std": splits.std.tolist()},
         "config": model.get_config() | {"backbone": arch},
     }
     with open(os.path.join(args.output, "metrics.json"), "w") as f:
@@ -212,7 +213,8 @@ def train(args):
                        title=f"{args.method} · {arch} · {args.dataset}")
     write_explanations(model, splits, os.path.join(args.output, "explanations.png"))
     model.save(os.path.join(args.output, "model.keras"))
-    export_saved_model(model, os.path.join(args.output, "saved_model"))
+    # The exported signatures take raw images and normalize them as in training.
+    export_saved_model(model, os.path.join(args.output, "saved_model"), normalization=(splits.mean, splits.std))
     print(f"Test accuracy {final['accuracy']:.4f} after {seconds:.0f} s. Wrote history.csv, history.json, "
           f"metrics.json, curves.png, explanations.png, model.keras and saved_model/ to {args.output}")
     return metrics

@@ -6,7 +6,7 @@ import tensorflow as tf
 from keras_introspect import backbones
 
 
-def export_saved_model(model, path, explainer=None):
+def export_saved_model(model, path, explainer=None, normalization=None):
     """Write `model` as a TF SavedModel for TensorFlow Serving.
 
     Signatures:
@@ -21,6 +21,9 @@ def export_saved_model(model, path, explainer=None):
         path: output directory.
         explainer: the explainer for the `explain` signature; default the
             model's own (`model.explainer`) or `CAM(relu=False)`.
+        normalization: optional `(mean, std)` per channel, as used in
+            training (`DataSplits.mean`, `.std`). The signatures then take raw
+            images (e.g. pixel values 0–255) and normalize them themselves.
 
     Returns:
         The path written.
@@ -44,6 +47,13 @@ def export_saved_model(model, path, explainer=None):
     archive.track(logits_view)
     images_spec = tf.TensorSpec((None, *input_shape), tf.float32, name="images")
 
+    if normalization is not None:
+        mean = tf.constant(normalization[0], tf.float32)
+        std = tf.constant(normalization[1], tf.float32)
+
+    def normalize(images):
+        return images if normalization is None else (images - mean) / std
+
     def probabilities(images):
         # A loaded signature does not enforce its declared shape, and a
         # fully-convolutional backbone would silently accept other image sizes.
@@ -56,10 +66,11 @@ def export_saved_model(model, path, explainer=None):
 
     @tf.function(input_signature=[images_spec])
     def serve(images):
-        return {"probabilities": probabilities(images)}
+        return {"probabilities": probabilities(normalize(images))}
 
     @tf.function(input_signature=[images_spec, tf.TensorSpec((None,), tf.int32, name="class_index")])
     def explain(images, class_index):
+        images = normalize(images)
         probs = probabilities(images)
         tf.debugging.assert_equal(
             tf.shape(class_index)[0], tf.shape(images)[0],
