@@ -188,22 +188,26 @@ def gap_dense_head(backbone):
     dense = backbone.layers[-1]
     if isinstance(dense, (keras.layers.Softmax, keras.layers.Activation)):
         dense = _producer(dense)
-    while isinstance(dense, keras.layers.Dropout):
-        dense = _producer(dense)
+    dense = _skip_dropout(dense)
     if not isinstance(dense, keras.layers.Dense):
         raise BackboneError(
             f"CAM needs a GlobalAveragePooling2D → Dense head; the backbone "
             f"{backbone.name!r} ends in {type(dense).__name__}. Use GradCAM instead."
         )
-    pool = _producer(dense)
-    while isinstance(pool, keras.layers.Dropout):
-        pool = _producer(pool)
+    pool = _skip_dropout(_producer(dense))
     if not isinstance(pool, keras.layers.GlobalAveragePooling2D):
         raise BackboneError(
             f"CAM needs a GlobalAveragePooling2D → Dense head; the Dense layer "
             f"{dense.name!r} is fed by {type(pool).__name__}. Use GradCAM instead."
         )
     return _producer(pool).name, dense
+
+
+def _skip_dropout(layer):
+    """The first layer at or before `layer` that is not a Dropout."""
+    while isinstance(layer, keras.layers.Dropout):
+        layer = _producer(layer)
+    return layer
 
 
 def _producer(layer):

@@ -187,6 +187,29 @@ class Explainer:
         del tape
         return maps
 
+    def mean_gradients_over_copies(self, expanded, copies, classes=None):
+        """Per-class input gradients on `copies` adjacent variants of each image, averaged.
+
+        Args:
+            expanded: `(batch * copies, ...)` inputs, each image's variants
+                adjacent (noisy copies, points on a path).
+            copies: variants per image.
+            classes: `None` or int `(batch, k)`.
+
+        Returns:
+            `(batch, k, ...)` float32 mean gradients.
+        """
+        expanded = tf.convert_to_tensor(expanded)
+        if classes is not None:
+            classes = tf.repeat(classes, copies, axis=0)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(expanded)
+            logits = backbones.call_taps(self._tap_model(), expanded)[-1]
+        grads = per_class_gradients(tape, logits, self.score, expanded, classes)
+        del tape
+        shape = tf.concat([[-1, copies], tf.shape(grads)[1:]], axis=0)
+        return tf.reduce_mean(tf.reshape(grads, shape), axis=1)
+
     def get_config(self):
         return {"score": self.score}
 

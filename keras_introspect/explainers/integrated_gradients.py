@@ -3,8 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_introspect import backbones
-from keras_introspect.explainers.base import Explainer, per_class_gradients
+from keras_introspect.explainers.base import Explainer
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -51,16 +50,7 @@ class IntegratedGradients(Explainer):
         t = tf.reshape(t, [1, self.steps] + [1] * (images.shape.rank - 1))
         path = baseline[:, None] + t * (images - baseline)[:, None]
         path = tf.reshape(path, tf.concat([[-1], tf.shape(images)[1:]], axis=0))
-        if classes is not None:
-            classes = tf.repeat(classes, self.steps, axis=0)
-        tap = self._tap_model()
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch(path)
-            logits = backbones.call_taps(tap, path)[-1]
-        grads = per_class_gradients(tape, logits, self.score, path, classes)
-        del tape
-        shape = tf.concat([[-1, self.steps], tf.shape(grads)[1:]], axis=0)
-        return tf.reduce_mean(tf.reshape(grads, shape), axis=1)
+        return self.mean_gradients_over_copies(path, self.steps, classes)
 
     def explain_batch(self, images, classes):
         images = tf.cast(images, tf.float32)

@@ -3,8 +3,7 @@
 import keras
 import tensorflow as tf
 
-from keras_introspect import backbones
-from keras_introspect.explainers.base import Explainer, per_class_gradients
+from keras_introspect.explainers.base import Explainer
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -61,17 +60,7 @@ class SmoothGrad(Explainer):
             `(batch, k, ...)` float32 maps.
         """
         self.ensure_bound(model)
-        noisy_images = tf.convert_to_tensor(noisy_images)
-        if classes is not None:
-            classes = tf.repeat(classes, self.num_samples, axis=0)
-        tap = self._tap_model()
-        with tf.GradientTape(persistent=True) as tape:
-            tape.watch(noisy_images)
-            logits = backbones.call_taps(tap, noisy_images)[-1]
-        grads = per_class_gradients(tape, logits, self.score, noisy_images, classes)
-        del tape
-        shape = tf.concat([[-1, self.num_samples], tf.shape(grads)[1:]], axis=0)
-        return tf.reduce_mean(tf.reshape(grads, shape), axis=1)
+        return self.mean_gradients_over_copies(noisy_images, self.num_samples, classes)
 
     def get_config(self):
         return {
