@@ -31,7 +31,7 @@ setup(
     extras_require={
         "tf": ["tensorflow>=2.16"],
         "cpu": ["tensorflow-cpu>=2.16"],
-        "test": ["pytest", "nbclient", "nbformat", "ipykernel"],
+        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "tensorboard"],
     },
     entry_points={"console_scripts": ["keras-introspect=keras_introspect.cli.main:main"]},
     classifiers=[
