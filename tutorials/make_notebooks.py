@@ -8,9 +8,9 @@ environment, so the committed outputs are those of a real run.
 """
 
 import argparse
-import os
 import pathlib
 import sys
+import tempfile
 
 import nbformat
 from nbclient import NotebookClient
@@ -39,17 +39,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-run", action="store_true")
     parser.add_argument("--only", nargs="*")
-    parser.add_argument("--workdir", default=os.environ.get("TMPDIR", "/tmp") + "/keras-introspect-tutorials")
     args = parser.parse_args(argv)
-    workdir = pathlib.Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
     for name, cells in NOTEBOOKS.items():
         if args.only and name not in args.only:
             continue
         nb = build(cells)
         if not args.no_run:
             print("executing", name, flush=True)
-            execute(nb, workdir)
+            # A fresh working directory, so that no output shows files of earlier runs.
+            with tempfile.TemporaryDirectory(prefix="keras-introspect-tutorial-") as workdir:
+                execute(nb, workdir)
         nbformat.write(nb, HERE / name)
 
 
