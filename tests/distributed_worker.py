@@ -16,6 +16,15 @@ from conftest import tiny_backbone  # noqa: E402
 import keras_introspect as ki  # noqa: E402
 
 
+def two_resolution_cnn():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="conv1")(inputs)
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="features")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(5, name="logits")(x))
+
+
 def train(strategy, method):
     with strategy.scope():
         backbone = tiny_backbone(seed=0)
@@ -27,6 +36,15 @@ def train(strategy, method):
             model = ki.TeacherDistillationModel(backbone, tiny_backbone(seed=2), teacher_targets="uniform")
         elif method == "confidence_penalty":
             model = ki.StandardModel(backbone, confidence_penalty=0.2)
+        elif method == "standard":
+            model = ki.StandardModel(backbone)
+        elif method == "tfkd":
+            model = ki.TeacherFreeModel(backbone)
+        elif method == "frskd":
+            # Two resolutions, no BatchNorm in the classifier; the self-teacher's
+            # BatchNorm synchronized, so 2 replicas see the global batch statistics.
+            model = ki.FRSKDModel(two_resolution_cnn())
+            model.self_teacher = ki.distribute.synchronize_batchnorm(model.self_teacher)
         else:
             model = ki.StandardModel(backbone, label_smoothing=0.1)
         model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), metrics=["accuracy"])
