@@ -64,3 +64,12 @@ def test_missing_dataset_errors(tmp_path):
 def test_tfds_offline_error_says_how_to_use_local_data(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="ImageFolder directory"):
         ki.data.load_arrays("cifar10", data_dir=str(tmp_path))
+
+
+def test_subset_stays_fixed_while_the_seed_varies():
+    arrays = ki.data.load_arrays("digits")
+    a = ki.data.make_pipelines(arrays, train_size=300, seed=1, subset_seed=0)
+    b = ki.data.make_pipelines(arrays, train_size=300, seed=2, subset_seed=0)
+    np.testing.assert_array_equal(a.x_train, b.x_train)
+    first_a, first_b = next(iter(a.train))[1].numpy(), next(iter(b.train))[1].numpy()
+    assert not np.array_equal(first_a, first_b)  # different data order

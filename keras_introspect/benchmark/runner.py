@@ -59,14 +59,14 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
         protocol: a `Protocol`.
         method: a `recipes.METHODS` name.
         options: method options (`recipes.build_method`).
-        seed: seed of initialization, shuffling and augmentation (the
+        seed: seed of initialization, data order and augmentation (the
             training subset is always drawn with seed 0, the same for all).
         config: the configuration's name in reports (default: `method`).
         teacher: `.keras` path for the teacher methods.
     """
     keras.utils.set_random_seed(seed)
     splits = data.make_pipelines(arrays, batch_size=protocol.batch_size, augment=protocol.augment,
-                                 train_size=protocol.train_size, seed=0)
+                                 train_size=protocol.train_size, seed=seed, subset_seed=0)
     backbone = architectures.get(protocol.arch, splits.num_classes, splits.input_shape)
     extra = {"teacher": teacher} if method in TEACHER_METHODS else {}
     model = recipes.build_method(method, backbone, **options, **extra)

@@ -62,7 +62,8 @@ def pad_crop_flip(image, seed, pad=4):
     return tf.image.stateless_random_flip_left_right(image, flip_seed)
 
 
-def make_pipelines(arrays, batch_size=128, augment=True, train_size=None, seed=0, eval_batch_size=None):
+def make_pipelines(arrays, batch_size=128, augment=True, train_size=None, seed=0, eval_batch_size=None,
+                   subset_seed=None):
     """Build normalized, batched, prefetched train/test datasets.
 
     Args:
@@ -71,7 +72,10 @@ def make_pipelines(arrays, batch_size=128, augment=True, train_size=None, seed=0
         augment: pad-4 crop and horizontal flip for training (images ≥ 16 px
             only; digits are not flipped).
         train_size: a fixed, stratified subset of the training set (`None` = all).
-        seed: seed of the subset, the shuffling and the augmentation.
+        seed: seed of the shuffling and the augmentation (and of the subset
+            unless `subset_seed` is given).
+        subset_seed: seed of the training subset, to keep one subset fixed
+            while `seed` varies (benchmarks).
         eval_batch_size: test batch size (default `batch_size`).
 
     Returns:
@@ -79,7 +83,8 @@ def make_pipelines(arrays, batch_size=128, augment=True, train_size=None, seed=0
     """
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
-    x_train, y_train = sources.stratified_subset(arrays.x_train, arrays.y_train, train_size, seed)
+    subset_seed = seed if subset_seed is None else subset_seed
+    x_train, y_train = sources.stratified_subset(arrays.x_train, arrays.y_train, train_size, subset_seed)
     x_train = x_train.astype("float32")
     mean = x_train.mean(axis=(0, 1, 2)).astype("float32")
     std = (x_train.std(axis=(0, 1, 2)) + 1e-7).astype("float32")
