@@ -112,13 +112,7 @@ def check_classifier(backbone):
 
 
 def is_graph_model(model):
-    """True for models whose layer graph can be tapped (Functional, Sequential)."""
-    if isinstance(model, keras.Sequential):
-        return bool(getattr(model, "_functional", None)) or _has_graph(model)
-    return _has_graph(model)
-
-
-def _has_graph(model):
+    """True for models whose layer graph can be tapped (Functional, Sequential with an Input)."""
     try:
         return bool(model.inputs) and bool(model.outputs)
     except (AttributeError, ValueError):

@@ -1,5 +1,6 @@
 """Run methods × seeds on one protocol and collect comparable results."""
 
+import dataclasses
 import os
 import platform
 import subprocess
@@ -51,6 +52,21 @@ def provenance():
     }
 
 
+def _fit(arrays, protocol, method, options, seed, teacher=None, verbose=2, callbacks=()):
+    """Build, compile and train one method under `protocol`; the shared part of every run."""
+    keras.utils.set_random_seed(seed)
+    splits = data.make_pipelines(arrays, batch_size=protocol.batch_size, augment=protocol.augment,
+                                 train_size=protocol.train_size, seed=seed, subset_seed=0)
+    backbone = architectures.get(protocol.arch, splits.num_classes, splits.input_shape)
+    extra = {"teacher": teacher} if method in TEACHER_METHODS else {}
+    model = recipes.build_method(method, backbone, **options, **extra)
+    steps = -(-splits.num_train // protocol.batch_size)
+    model.compile(optimizer=recipes.sgd(protocol.lr, protocol.epochs, steps, weight_decay=protocol.weight_decay,
+                                        schedule=protocol.schedule), metrics=["accuracy"])
+    history = recipes.train(model, method, splits, protocol.epochs, verbose=verbose, callbacks=callbacks)
+    return model, splits, history
+
+
 def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, verbose=2):
     """Train one method with one seed under `protocol`; return a result record.
 
@@ -64,18 +80,9 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
         config: the configuration's name in reports (default: `method`).
         teacher: `.keras` path for the teacher methods.
     """
-    keras.utils.set_random_seed(seed)
-    splits = data.make_pipelines(arrays, batch_size=protocol.batch_size, augment=protocol.augment,
-                                 train_size=protocol.train_size, seed=seed, subset_seed=0)
-    backbone = architectures.get(protocol.arch, splits.num_classes, splits.input_shape)
-    extra = {"teacher": teacher} if method in TEACHER_METHODS else {}
-    model = recipes.build_method(method, backbone, **options, **extra)
-    steps = -(-splits.num_train // protocol.batch_size)
-    model.compile(optimizer=recipes.sgd(protocol.lr, protocol.epochs, steps, weight_decay=protocol.weight_decay,
-                                        schedule=protocol.schedule), metrics=["accuracy"])
     timer = StepTimer()
     start = time.time()
-    history = recipes.train(model, method, splits, protocol.epochs, verbose=verbose, callbacks=[timer])
+    model, splits, history = _fit(arrays, protocol, method, options, seed, teacher, verbose, [timer])
     accuracies = history["val_accuracy"]
     record = {
         "config": config or method, "method": method, "options": options, "seed": seed,
@@ -86,29 +93,19 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
         "lr": protocol.lr, "augment": protocol.augment, **provenance(),
     }
     if method == "dml":
-        splits_x, splits_y = splits.x_test, splits.y_test
-        ensemble = model.ensemble_predict(splits_x, verbose=0).numpy().argmax(-1)
-        record["ensemble_accuracy"] = float((ensemble == splits_y).mean())
+        ensemble = model.ensemble_predict(splits.x_test, verbose=0).numpy().argmax(-1)
+        record["ensemble_accuracy"] = float((ensemble == splits.y_test).mean())
     return record
 
 
 def train_teacher(arrays, protocol, path, seed=0, verbose=2):
     """Train the protocol's teacher (standard training, longer) and save it to `path`."""
-    teacher_protocol = protocol.__class__(**{
-        **protocol.__dict__,
-        "arch": protocol.teacher_arch or protocol.arch,
-        "epochs": protocol.epochs * protocol.teacher_epochs_factor,
-    })
-    keras.utils.set_random_seed(seed)
-    splits = data.make_pipelines(arrays, batch_size=protocol.batch_size, augment=protocol.augment,
-                                 train_size=protocol.train_size, seed=0)
-    backbone = architectures.get(teacher_protocol.arch, splits.num_classes, splits.input_shape)
-    model = recipes.build_method("standard", backbone)
-    steps = -(-splits.num_train // protocol.batch_size)
-    model.compile(optimizer=recipes.sgd(protocol.lr, teacher_protocol.epochs, steps,
-                                        weight_decay=protocol.weight_decay, schedule=protocol.schedule),
-                  metrics=["accuracy"])
-    history = recipes.train(model, "standard", splits, teacher_protocol.epochs, verbose=verbose)
+    teacher_protocol = dataclasses.replace(
+        protocol,
+        arch=protocol.teacher_arch or protocol.arch,
+        epochs=protocol.epochs * protocol.teacher_epochs_factor,
+    )
+    model, _, history = _fit(arrays, teacher_protocol, "standard", {}, seed, verbose=verbose)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     model.save(path)
     return {"path": path, "arch": teacher_protocol.arch, "epochs": teacher_protocol.epochs,
