@@ -39,6 +39,15 @@ CONFIGS = {
     "frskd": ("frskd", {}),
     "isl": ("isl", {}),
     "il_vanilla_top2_mass": ("il", {"explainer": "vanilla_gradients", "explained_classes": 2}),
+    # the ablation around the default, one axis at a time
+    "il_cam_mass_eps0.05": ("il", {"epsilon": 0.05}),
+    "il_cam_mass_tau1": ("il", {"target_temperature": 1.0}),
+    "il_cam_mass_alpha0.2": ("il", {"alpha": 0.2}),
+    "il_cam_mass_warmup": ("il", {"warmup_epochs": 5, "ramp_epochs": 5}),
+    "il_cam_mass_uncentered": ("il", {"center": False}),
+    "il_cam_mass_euclidean": ("il", {"similarity": "euclidean"}),
+    "il_cam_softmax_tau0.05": ("il", {"form": "softmax", "target_temperature": 0.05}),
+    "il_cam_nontarget_weak": ("il", {"form": "nontarget", "alpha": 0.05, "temperature": 4.0}),
 }
 
 

@@ -9,7 +9,9 @@ TensorFlow's CPU allocator during one step of each configuration
 
 References for all-class input gradients: a persistent tape with one
 `gradient` call per class ("loop"), and `batch_jacobian` ("jacobian"), each
-added to a standard step.
+added to a standard step. They are measured up to `--reference-classes`
+classes (10 by default, where the targets are set): at 100 classes
+`batch_jacobian` alone would hold ~16 GB.
 
 Example:
     python benchmarks/step_cost.py --classes 10 100 --out benchmarks/results/step_cost.json
@@ -44,8 +46,8 @@ REFERENCES = ["reference: loop of gradient per class", "reference: batch_jacobia
 EXPENSIVE = ("all classes", "reference")
 
 
-def configurations():
-    return METHODS + list(IL) + REFERENCES
+def configurations(classes, reference_classes):
+    return METHODS + list(IL) + (REFERENCES if classes <= reference_classes else [])
 
 
 class ReferenceStep:
@@ -119,6 +121,8 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--configs", nargs="+", default=None)
+    parser.add_argument("--reference-classes", type=int, default=10,
+                        help="measure the reference explainers only up to this many classes")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--out")
     parser.add_argument("--tmp", default="/tmp/keras-introspect-step-cost")
@@ -126,7 +130,7 @@ def main(argv=None):
     os.makedirs(args.tmp, exist_ok=True)
     results = {"provenance": benchmark.provenance(), "batch_size": args.batch_size, "arch": "resnet20", "classes": {}}
     for classes in args.classes:
-        names = args.configs or configurations()
+        names = args.configs or configurations(classes, args.reference_classes)
         teacher = teacher_path(classes, args.tmp)
         steps = {name: build(name, classes, teacher) for name in names}
         x, y = batch(classes, args.batch_size)
