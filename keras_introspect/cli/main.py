@@ -45,6 +45,8 @@ def build_parser():
     train.add_argument("--strategy", default="auto", choices=("auto", "one", "mirrored", "multiworker", "tpu"),
                        help="tf.distribute strategy (multiworker reads TF_CONFIG; see docs/distributed.md)")
     train.add_argument("--sync-bn", action="store_true", help="synchronize BatchNorm statistics across replicas")
+    train.add_argument("--bn-momentum", type=float, default=None,
+                       help="BatchNorm moving-statistics momentum (default Keras' 0.99; 0.9 suits short runs)")
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress display")
     il = train.add_argument_group("introspective learning (--method il)")
     il.add_argument("--explainer", choices=("cam", "grad_cam", "vanilla_gradients", "gradient_input"))
@@ -168,7 +170,7 @@ def train(args):
                                     train_size=args.train_size, seed=args.seed)
     steps = splits.num_train // batch_size if args.strategy == "multiworker" else -(-splits.num_train // batch_size)
     with strategy.scope():
-        backbone = ki.architectures.get(arch, splits.num_classes, splits.input_shape)
+        backbone = ki.architectures.get(arch, splits.num_classes, splits.input_shape, bn_momentum=args.bn_momentum)
         if args.sync_bn:
             backbone = ki.distribute.synchronize_batchnorm(backbone)
         model = recipes.build_method(args.method, backbone, **method_options(args))
