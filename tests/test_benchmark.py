@@ -39,3 +39,14 @@ def test_protocol_overrides_and_errors():
         assert "Unknown protocol" in str(error)
     else:
         raise AssertionError("no error for an unknown protocol")
+
+
+def test_paired_delta_matches_a_hand_computation():
+    base = [{"seed": 0, "final_accuracy": 0.70}, {"seed": 1, "final_accuracy": 0.68}, {"seed": 2, "final_accuracy": 0.72}]
+    other = [{"seed": 0, "final_accuracy": 0.71}, {"seed": 1, "final_accuracy": 0.71}, {"seed": 3, "final_accuracy": 0.5}]
+    # Seeds 0 and 1 are shared: differences +1 and +3 points → mean +2, sample std √2.
+    assert report.paired_delta(other, base) == "+2.00 ± 1.41 (n=2)"
+    assert report.paired_delta(other[:1], base) == "+1.00"
+    assert report.paired_delta(base, base) == "+0.00 ± 0.00"
+    assert report.paired_delta(other, None) == "—"
+    assert report.paired_delta([{"seed": 5, "final_accuracy": 0.5}], base) == "—"

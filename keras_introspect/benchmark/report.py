@@ -40,6 +40,25 @@ def grouped(records):
     return groups
 
 
+def paired_delta(records, base):
+    """Mean ± std of final-accuracy differences from `base` over the seeds both have.
+
+    A seed fixes initialization, data order and augmentation for every
+    method, so per-seed differences cancel much of the seed-to-seed noise
+    that the spread of the plain means carries. Returns "—" with no shared
+    seed; `(n=k)` is appended when fewer seeds are shared than run.
+    """
+    if not base:
+        return "—"
+    reference = {r["seed"]: r["final_accuracy"] for r in base}
+    deltas = [r["final_accuracy"] - reference[r["seed"]] for r in records if r["seed"] in reference]
+    if not deltas:
+        return "—"
+    mean = 100 * statistics.mean(deltas)
+    text = f"{mean:+.2f}" if len(deltas) < 2 else f"{mean:+.2f} ± {100 * statistics.stdev(deltas):.2f}"
+    return text if len(deltas) == len(records) else f"{text} (n={len(deltas)})"
+
+
 def markdown_table(records):
     """Mean ± std over seeds per configuration, one table per regime, and provenance."""
     lines = []
@@ -47,15 +66,17 @@ def markdown_table(records):
         base = configs.get("standard")
         base_step = statistics.median(r["step_seconds"] for r in base) if base and "step_seconds" in base[0] else None
         lines += [f"**{name}**", "",
-                  "| configuration | options | seeds | final acc. (%) | best acc. (%) | minutes/run | step (ms) | step / standard |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "| configuration | options | seeds | final acc. (%) | Δ vs standard, same seeds (pts) "
+                  "| best acc. (%) | minutes/run | step (ms) | step / standard |",
+                  "|---|---|---|---|---|---|---|---|---|"]
         for config, rs in configs.items():
             options = ", ".join(f"{k}={v}" for k, v in rs[0]["options"].items()) or "—"
             step = statistics.median(r["step_seconds"] for r in rs) if "step_seconds" in rs[0] else None
             ratio = f"{step / base_step:.2f}×" if step and base_step else "—"
             lines.append(
                 f"| {config} | {options} | {','.join(str(r['seed']) for r in rs)} | "
-                f"{_mean_std([r['final_accuracy'] for r in rs])} | {_mean_std([r['best_accuracy'] for r in rs])} | "
+                f"{_mean_std([r['final_accuracy'] for r in rs])} | {paired_delta(rs, base)} | "
+                f"{_mean_std([r['best_accuracy'] for r in rs])} | "
                 f"{statistics.mean(r['wall_seconds'] for r in rs) / 60:.1f} | "
                 f"{'—' if step is None else f'{1000 * step:.0f}'} | {ratio} |"
             )
