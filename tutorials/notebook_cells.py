@@ -26,14 +26,7 @@ LOAD = '''# CIFAR-10 through tensorflow-datasets (downloads on Colab), or a loca
 arrays = ki.data.load_arrays(DATA) if DATA else ki.data.load_arrays("cifar10", download=True)
 TRAIN_SIZE, EPOCHS = (1024, 2) if QUICK else (None, 30)
 splits = ki.data.make_pipelines(arrays, batch_size=128, train_size=TRAIN_SIZE, seed=0)
-print(splits.num_train, "training and", splits.num_test, "test images of", splits.class_names)
-
-# Keras' BatchNorm averages its statistics over ~100 steps (momentum 0.99). A quick run has ~16
-# steps and would be evaluated with nearly untrained statistics, so it uses 0.9 (PyTorch's default).
-BN_MOMENTUM = 0.9 if QUICK else 0.99
-
-def resnet20():
-    return ki.architectures.set_batchnorm_momentum(ki.architectures.resnet20(num_classes=10), BN_MOMENTUM)'''
+print(splits.num_train, "training and", splits.num_test, "test images of", splits.class_names)'''
 
 
 def badge(name):
@@ -69,7 +62,7 @@ on a Colab GPU use the full data and 30 epochs."""),
     ("md", """## Two models, one recipe
 
 `IntrospectiveModel` wraps any Functional or Sequential classifier (here `ki.architectures.resnet20`,
-which outputs logits, built by the `resnet20()` helper of the data cell). Its defaults are documented with their reasons in `docs/method.md`: class
+which outputs logits). Its defaults are documented with their reasons in `docs/method.md`: class
 activation maps (CAM) at the last convolutional layer as the explanation — free to compute —, cosine
 similarity of the centered maps, and a *mass-controlled* soft label that keeps 90% on the true class
 and spreads 10% over the others in proportion to how similar their explanations are.
@@ -82,11 +75,11 @@ schedule, epochs and data order. `ki.recipes.sgd` is the shared optimizer."""),
     return model.fit(splits.train, validation_data=splits.test, epochs=EPOCHS, verbose=2).history
 
 keras.utils.set_random_seed(0)
-il_model = ki.IntrospectiveModel(resnet20())
+il_model = ki.IntrospectiveModel(ki.architectures.resnet20(num_classes=10))
 il_history = train(il_model)
 
 keras.utils.set_random_seed(0)
-standard_model = ki.StandardModel(resnet20())
+standard_model = ki.StandardModel(ki.architectures.resnet20(num_classes=10))
 standard_history = train(standard_model)'''),
     ("md", """Besides the loss and accuracy, the introspective model logs its two loss terms
 (`cross_entropy`, `distillation`) and two diagnostics of the soft labels it teaches itself:
@@ -136,7 +129,7 @@ confusions, and tf-explain callbacks writing explanations to TensorBoard during 
     ("code", SETUP),
     ("code", LOAD),
     ("code", '''keras.utils.set_random_seed(0)
-model = ki.IntrospectiveModel(resnet20())
+model = ki.IntrospectiveModel(ki.architectures.resnet20(10))
 model.compile(optimizer=ki.recipes.sgd(0.05, EPOCHS, -(-splits.num_train // 128)), metrics=["accuracy"])
 model.fit(splits.train, validation_data=splits.test, epochs=EPOCHS, verbose=2)'''),
     ("md", """## Explainers, ours and tf-explain's
@@ -210,7 +203,7 @@ targets = np.concatenate([model.soft_targets(xs[s:s + 250], ys[s:s + 250]).numpy
 il_matrix = per_class_mean(targets, ys)
 
 keras.utils.set_random_seed(1)
-teacher = ki.StandardModel(resnet20())
+teacher = ki.StandardModel(ki.architectures.resnet20(10))
 teacher.compile(optimizer=ki.recipes.sgd(0.05, EPOCHS, -(-splits.num_train // 128)), metrics=["accuracy"])
 teacher.fit(splits.train, epochs=EPOCHS, verbose=0)
 teacher_matrix = per_class_mean(keras.ops.softmax(teacher.predict(xs, verbose=0)).numpy(), ys)
@@ -288,7 +281,7 @@ explanations, soft labels and losses are always computed in float32."""),
     ("code", '''policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
 keras.mixed_precision.set_global_policy(policy)
 with strategy.scope():
-    backbone = resnet20()
+    backbone = ki.architectures.resnet20(10)
     model = ki.IntrospectiveModel(backbone)
     model.compile(optimizer=ki.recipes.sgd(LR, EPOCHS, -(-splits.num_train // GLOBAL_BATCH)), metrics=["accuracy"])
 print("compute dtype", backbone.layers[1].compute_dtype, "| optimizer", type(model.optimizer).__name__)
@@ -327,7 +320,7 @@ Serving REST request that serves it."""),
     ("code", SETUP),
     ("code", LOAD),
     ("code", '''keras.utils.set_random_seed(0)
-model = ki.IntrospectiveModel(resnet20())
+model = ki.IntrospectiveModel(ki.architectures.resnet20(10))
 model.compile(optimizer=ki.recipes.sgd(0.05, EPOCHS, -(-splits.num_train // 128)), metrics=["accuracy"])
 model.fit(splits.train, epochs=EPOCHS, verbose=2)
 path = ki.export.export_saved_model(model, "exported/1")   # TF Serving wants a version directory
