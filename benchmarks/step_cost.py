@@ -9,12 +9,18 @@ TensorFlow's CPU allocator during one step of each configuration
 
 References for all-class input gradients: a persistent tape with one
 `gradient` call per class ("loop"), and `batch_jacobian` ("jacobian"), each
-added to a standard step. They are measured up to `--reference-classes`
-classes (10 by default, where the targets are set): at 100 classes
-`batch_jacobian` alone would hold ~16 GB.
+added to a standard step. They and the all-class input-gradient explainers
+are measured up to `--reference-classes` classes (10 by default, where the
+targets are set): their cost grows with one backward pass per class, and at
+100 classes tracing and timing them takes longer than the rest of the run
+(and `batch_jacobian` alone would hold ~16 GB). Results are written after
+each number of classes.
 
 Example:
     python benchmarks/step_cost.py --classes 10 100 --out benchmarks/results/step_cost.json
+    # Markdown tables of a results file, also written into a document between
+    # <!-- results:step_cost:begin --> and <!-- results:step_cost:end -->:
+    python benchmarks/step_cost.py --render benchmarks/results/step_cost.json --update-doc docs/comparators.md
 """
 
 import argparse
@@ -47,7 +53,11 @@ EXPENSIVE = ("all classes", "reference")
 
 
 def configurations(classes, reference_classes):
-    return METHODS + list(IL) + (REFERENCES if classes <= reference_classes else [])
+    """Every method and explainer; the all-class input-gradient ones (one backward
+    pass per class, and the references) only up to `reference_classes` classes."""
+    if classes <= reference_classes:
+        return METHODS + list(IL) + REFERENCES
+    return METHODS + [name for name in IL if "all classes" not in name]
 
 
 class ReferenceStep:
@@ -114,6 +124,23 @@ def peak_memory_mib(step, x, y):
     return tf.config.experimental.get_memory_info("CPU:0")["peak"] / 2**20
 
 
+def markdown(results):
+    """One table per number of classes, and the provenance of the run."""
+    lines = []
+    for classes, rows in results["classes"].items():
+        lines += [f"**ResNet-20, {classes} classes, batch {results['batch_size']}**", "",
+                  "| configuration | ms / step | time × standard | peak MiB | memory × standard |",
+                  "|---|---|---|---|---|"]
+        for name, row in rows.items():
+            memory = (f"{row['peak_mib']:.0f} | {row['memory_ratio']:.2f}×" if "peak_mib" in row else "— | —")
+            lines.append(f"| {name} | {1000 * row['seconds']:.0f} | {row['ratio']:.2f}× | {memory} |")
+        lines.append("")
+    p = results["provenance"]
+    lines.append(f"Provenance: `{p['command']}`; commit {p['commit']}; machine: {p['machine']}; "
+                 f"TensorFlow {p['tensorflow']}, Keras {p['keras']}; {p['date']}.")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classes", type=int, nargs="+", default=[10, 100])
@@ -122,11 +149,20 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--configs", nargs="+", default=None)
     parser.add_argument("--reference-classes", type=int, default=10,
-                        help="measure the reference explainers only up to this many classes")
+                        help="measure all-class input gradients and the references only up to this many classes")
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--out")
+    parser.add_argument("--render", metavar="JSON", help="only print the Markdown tables of a results file")
+    parser.add_argument("--update-doc", metavar="FILE", help="with --render: write the tables into FILE")
     parser.add_argument("--tmp", default="/tmp/keras-introspect-step-cost")
     args = parser.parse_args(argv)
+    if args.render:
+        with open(args.render) as f:
+            table = markdown(json.load(f))
+        print(table)
+        if args.update_doc:
+            benchmark.report.update_doc(args.update_doc, "step_cost", table)
+        return
     os.makedirs(args.tmp, exist_ok=True)
     results = {"provenance": benchmark.provenance(), "batch_size": args.batch_size, "arch": "resnet20", "classes": {}}
     for classes in args.classes:
@@ -161,9 +197,9 @@ def main(argv=None):
         for name, row in rows.items():
             memory = f"   peak memory {row['peak_mib']:.0f} MiB ({row['memory_ratio']:.2f}×)" if "peak_mib" in row else ""
             print(f"  {name:40s} {row['ratio']:6.2f}×  ({1000 * row['seconds']:.0f} ms){memory}", flush=True)
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump(results, f, indent=2)
+        if args.out:
+            with open(args.out, "w") as f:
+                json.dump(results, f, indent=2)
 
 
 if __name__ == "__main__":
