@@ -40,6 +40,12 @@ def grouped(records):
     return groups
 
 
+def _median_step(records):
+    """Median step time over the records that measured one (older records did not)."""
+    steps = [r["step_seconds"] for r in records if r.get("step_seconds")]
+    return statistics.median(steps) if steps else None
+
+
 def paired_delta(records, base):
     """Mean ± std of final-accuracy differences from `base` over the seeds both have.
 
@@ -64,14 +70,14 @@ def markdown_table(records):
     lines = []
     for name, configs in grouped(records).items():
         base = configs.get("standard")
-        base_step = statistics.median(r["step_seconds"] for r in base) if base and "step_seconds" in base[0] else None
+        base_step = _median_step(base or [])
         lines += [f"**{name}**", "",
                   "| configuration | options | seeds | final acc. (%) | Δ vs standard, same seeds (pts) "
                   "| best acc. (%) | minutes/run | step (ms) | step / standard |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for config, rs in configs.items():
             options = ", ".join(f"{k}={v}" for k, v in rs[0]["options"].items()) or "—"
-            step = statistics.median(r["step_seconds"] for r in rs) if "step_seconds" in rs[0] else None
+            step = _median_step(rs)
             ratio = f"{step / base_step:.2f}×" if step and base_step else "—"
             lines.append(
                 f"| {config} | {options} | {','.join(str(r['seed']) for r in rs)} | "
