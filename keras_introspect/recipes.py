@@ -101,8 +101,8 @@ IL_DEFAULTS = dict(
     alpha=0.5,
     temperature=1.0,
     explained_classes="all",
-    warmup_epochs=0,
-    ramp_epochs=0,
+    warmup_epochs=5,
+    ramp_epochs=5,
 )
 
 

@@ -29,7 +29,7 @@ def train(strategy, method):
     with strategy.scope():
         backbone = tiny_backbone(seed=0)
         if method == "il":
-            model = ki.IntrospectiveModel(backbone, alpha=0.5, temperature=2.0)
+            model = ki.IntrospectiveModel(backbone, alpha=0.5, temperature=2.0, warmup_epochs=0, ramp_epochs=0)
         elif method == "dml":
             model = ki.MutualLearningModel(backbone, peers=[tiny_backbone(seed=1)])
         elif method == "kd":

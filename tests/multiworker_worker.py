@@ -49,7 +49,7 @@ def main():
 
     with strategy.scope():
         keras.utils.set_random_seed(0)
-        model = ki.IntrospectiveModel(cnn()) if os.environ.get("KI_METHOD", "il") == "il" else ki.StandardModel(cnn())
+        model = ki.IntrospectiveModel(cnn(), warmup_epochs=0, ramp_epochs=0) if os.environ.get("KI_METHOD", "il") == "il" else ki.StandardModel(cnn())
         model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), metrics=["accuracy"])
 
     initial = [w.copy() for w in model.get_weights()]

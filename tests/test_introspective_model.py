@@ -19,6 +19,8 @@ def make_model(backbone=None, **kwargs):
         soft_targets=ExplanationSoftTargets(form="mass", epsilon=EPS, temperature=TAU),
         alpha=ALPHA,
         temperature=T,
+        warmup_epochs=0,  # distil from the first step (the default warms up for 5 epochs)
+        ramp_epochs=0,
     )
     options.update(kwargs)
     return ki.IntrospectiveModel(backbone or tiny_backbone(), **options)

@@ -17,7 +17,7 @@ def restore_policy():
 
 def train_three_steps(policy, images, labels):
     keras.mixed_precision.set_global_policy(policy)
-    model = ki.IntrospectiveModel(tiny_backbone(seed=7, batchnorm=True))
+    model = ki.IntrospectiveModel(tiny_backbone(seed=7, batchnorm=True), warmup_epochs=0, ramp_epochs=0)
     model.compile(optimizer=keras.optimizers.SGD(0.1))
     before = [w.numpy().astype("float32").copy() for w in model.backbone.trainable_weights]
     for _ in range(3):
@@ -49,7 +49,7 @@ def test_xla_training_step_matches_graph_mode(arch):
     losses = []
     for jit in (False, True):
         keras.utils.set_random_seed(0)
-        model = ki.IntrospectiveModel(ki.architectures.get(arch, 10, (32, 32, 3)))
+        model = ki.IntrospectiveModel(ki.architectures.get(arch, 10, (32, 32, 3)), warmup_epochs=0, ramp_epochs=0)
         model.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=jit)
         losses.append([model.train_on_batch(x, y, return_dict=True)["loss"] for _ in range(2)])
     np.testing.assert_allclose(losses[1], losses[0], rtol=1e-3)

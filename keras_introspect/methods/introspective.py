@@ -58,8 +58,8 @@ class IntrospectiveModel(ClassifierTrainer):
         alpha=0.5,
         temperature=1.0,
         explained_classes="all",
-        warmup_epochs=0,
-        ramp_epochs=0,
+        warmup_epochs=5,
+        ramp_epochs=5,
         **kwargs,
     ):
         super().__init__(backbone, **kwargs)
