@@ -65,7 +65,10 @@ on a Colab GPU use the full data and 30 epochs."""),
 which outputs logits). Its defaults are documented with their reasons in `docs/method.md`: class
 activation maps (CAM) at the last convolutional layer as the explanation — free to compute —, cosine
 similarity of the centered maps, and a *mass-controlled* soft label that keeps 90% on the true class
-and spreads 10% over the others in proportion to how similar their explanations are.
+and spreads 10% over the others in proportion to how similar their explanations are. Distillation
+starts after a warm-up — 5 epochs of plain cross-entropy, then a 5-epoch ramp — because the
+explanations of an untrained network are noise (the `alpha` column of the logs shows it). In quick
+mode (2 epochs) the warm-up therefore covers the whole run; with 30 epochs IL distils for 25.
 
 The comparison is only fair if both models get the same budget: same architecture, optimizer,
 schedule, epochs and data order. `ki.recipes.sgd` is the shared optimizer."""),
