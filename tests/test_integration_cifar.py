@@ -12,9 +12,11 @@ def test_resnet20_introspective_learning_beats_chance_on_cifar10(cifar_dir):
     arrays = ki.data.load_arrays(str(cifar_dir))
     arrays.x_test, arrays.y_test = arrays.x_test[:1000], arrays.y_test[:1000]
     splits = ki.data.make_pipelines(arrays, batch_size=128, train_size=5120, seed=0)
-    model = ki.IntrospectiveModel(ki.architectures.resnet20(splits.num_classes))
+    # A 1-epoch warm-up and a 1-epoch ramp: distillation is active for most of this short run.
+    model = ki.IntrospectiveModel(ki.architectures.resnet20(splits.num_classes), warmup_epochs=1, ramp_epochs=1)
     model.compile(optimizer=recipes.sgd(0.05, 4, 40), metrics=["accuracy"])
     history = model.fit(splits.train, validation_data=splits.test, epochs=4, verbose=2)
+    np.testing.assert_allclose(history.history["alpha"], [0.0, 0.5, 0.5, 0.5])
     assert history.history["val_accuracy"][-1] > 0.2  # chance: 0.1
     assert np.isfinite(history.history["distillation"]).all()
     assert 0.85 < history.history["target_true_mass"][-1] < 0.95  # 1 - epsilon
