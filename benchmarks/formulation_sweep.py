@@ -52,6 +52,12 @@ CONFIGS = {
     "il_cam_mass_euclidean": ("il", {**NO_WARMUP, "similarity": "euclidean"}),
     "il_cam_softmax_tau0.05": ("il", {**NO_WARMUP, "form": "softmax", "target_temperature": 0.05}),
     "il_cam_nontarget_weak": ("il", {**NO_WARMUP, "form": "nontarget", "alpha": 0.05, "temperature": 4.0}),
+    # the ablation around the warm-up default, one axis at a time
+    "il_warmup_tau1": ("il", {"warmup_epochs": 5, "ramp_epochs": 5, "target_temperature": 1.0}),
+    "il_warmup_alpha0.9": ("il", {"warmup_epochs": 5, "ramp_epochs": 5, "alpha": 0.9}),
+    "il_warmup_uncentered": ("il", {"warmup_epochs": 5, "ramp_epochs": 5, "center": False}),
+    "il_warmup_nontarget_weak": ("il", {"warmup_epochs": 5, "ramp_epochs": 5, "form": "nontarget", "alpha": 0.05,
+                                        "temperature": 4.0}),
 }
 
 

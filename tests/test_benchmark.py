@@ -50,3 +50,22 @@ def test_paired_delta_matches_a_hand_computation():
     assert report.paired_delta(base, base) == "+0.00 ± 0.00"
     assert report.paired_delta(other, None) == "—"
     assert report.paired_delta([{"seed": 5, "final_accuracy": 0.5}], base) == "—"
+
+
+def test_a_teacher_trained_on_other_normalization_is_refused(tmp_path):
+    import types
+
+    import numpy as np
+    import pytest
+
+    from keras_introspect.benchmark import runner
+
+    teacher = tmp_path / "model.keras"
+    splits = types.SimpleNamespace(mean=np.array([125.0, 123.0, 114.0]), std=np.array([63.0, 62.0, 66.0]))
+    runner.check_teacher_normalization(str(teacher), splits)  # nothing recorded: nothing to check
+    (tmp_path / "metrics.json").write_text(json.dumps({"normalization": {"mean": [125.0, 123.0, 114.0],
+                                                                          "std": [63.0, 62.0, 66.0]}}))
+    runner.check_teacher_normalization(str(teacher), splits)
+    (tmp_path / "metrics.json").write_text(json.dumps({"normalization": {"mean": [83.9] * 3, "std": [63.0, 62.0, 66.0]}}))
+    with pytest.raises(ValueError, match="normalization mean .*Retrain the teacher"):
+        runner.check_teacher_normalization(str(teacher), splits)

@@ -27,6 +27,19 @@ def test_pipelines_normalize_batch_and_subset():
     np.testing.assert_allclose(splits.denormalize(splits.x_test), arrays.x_test, atol=1e-5)
 
 
+def test_normalization_statistics_are_exact_at_cifar_size():
+    # 50,000 × 32 × 32 pixels per channel: a float32 accumulation saturates there.
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(50_000, 32, 32, 3), dtype=np.uint8)
+    x[..., 1] //= 2
+    y = np.arange(50_000) % 10
+    arrays = ki.data.ArrayData("synthetic", x, y, x[:100], y[:100], [str(c) for c in range(10)])
+    splits = ki.data.make_pipelines(arrays, batch_size=1000, augment=False)
+    pixels = x.reshape(-1, 3).astype(np.float64)
+    np.testing.assert_allclose(splits.mean, pixels.mean(axis=0), rtol=1e-6)
+    np.testing.assert_allclose(splits.std, pixels.std(axis=0), rtol=1e-5)
+
+
 def test_stratified_subset_is_balanced_and_fixed():
     y = np.repeat(np.arange(10), 100)
     x = np.arange(1000)

@@ -1,6 +1,7 @@
 """Run methods × seeds on one protocol and collect comparable results."""
 
 import dataclasses
+import json
 import os
 import platform
 import subprocess
@@ -58,7 +59,10 @@ def _fit(arrays, protocol, method, options, seed, teacher=None, verbose=2, callb
     splits = data.make_pipelines(arrays, batch_size=protocol.batch_size, augment=protocol.augment,
                                  train_size=protocol.train_size, seed=seed, subset_seed=0)
     backbone = architectures.get(protocol.arch, splits.num_classes, splits.input_shape)
-    extra = {"teacher": teacher} if method in TEACHER_METHODS else {}
+    extra = {}
+    if method in TEACHER_METHODS:
+        check_teacher_normalization(teacher, splits)
+        extra = {"teacher": teacher}
     model = recipes.build_method(method, backbone, **options, **extra)
     steps = -(-splits.num_train // protocol.batch_size)
     model.compile(optimizer=recipes.sgd(protocol.lr, protocol.epochs, steps, weight_decay=protocol.weight_decay,
@@ -90,12 +94,44 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
         "wall_seconds": time.time() - start, "step_seconds": timer.median, "history": history,
         "protocol": protocol.name, "dataset": protocol.dataset, "arch": protocol.arch,
         "train_size": splits.num_train, "epochs": protocol.epochs, "batch_size": protocol.batch_size,
-        "lr": protocol.lr, "augment": protocol.augment, **provenance(),
+        "lr": protocol.lr, "augment": protocol.augment,
+        "normalization": {"mean": splits.mean.tolist(), "std": splits.std.tolist()}, **provenance(),
     }
     if method == "dml":
         ensemble = model.ensemble_predict(splits.x_test, verbose=0).numpy().argmax(-1)
         record["ensemble_accuracy"] = float((ensemble == splits.y_test).mean())
     return record
+
+
+def check_teacher_normalization(teacher, splits):
+    """Refuse a teacher file trained on differently normalized inputs.
+
+    A teacher sees the student's normalized batches; with other statistics
+    its BatchNorm layers (in inference mode) are off and its soft labels
+    quietly degrade. The statistics are read from the `metrics.json`
+    (`keras-introspect train`) or `teacher.json` (`keras-introspect
+    benchmark`) beside the file; without either there is nothing to check.
+    """
+    if not isinstance(teacher, str):
+        return
+    directory = os.path.dirname(os.path.abspath(teacher))
+    for name in ("metrics.json", "teacher.json"):
+        path = os.path.join(directory, name)
+        if os.path.exists(path):
+            with open(path) as f:
+                recorded = json.load(f).get("normalization")
+            break
+    else:
+        return
+    if recorded is None:
+        return
+    for key in ("mean", "std"):
+        if not np.allclose(recorded[key], getattr(splits, key), rtol=1e-3):
+            raise ValueError(
+                f"The teacher {teacher!r} was trained with input normalization {key} {recorded[key]} "
+                f"(from {path}); this run normalizes with {getattr(splits, key).tolist()}. "
+                "Retrain the teacher with the current data pipeline."
+            )
 
 
 def train_teacher(arrays, protocol, path, seed=0, verbose=2):
@@ -105,8 +141,9 @@ def train_teacher(arrays, protocol, path, seed=0, verbose=2):
         arch=protocol.teacher_arch or protocol.arch,
         epochs=protocol.epochs * protocol.teacher_epochs_factor,
     )
-    model, _, history = _fit(arrays, teacher_protocol, "standard", {}, seed, verbose=verbose)
+    model, splits, history = _fit(arrays, teacher_protocol, "standard", {}, seed, verbose=verbose)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     model.save(path)
     return {"path": path, "arch": teacher_protocol.arch, "epochs": teacher_protocol.epochs,
-            "test_accuracy": history["val_accuracy"][-1]}
+            "test_accuracy": history["val_accuracy"][-1],
+            "normalization": {"mean": splits.mean.tolist(), "std": splits.std.tolist()}}

@@ -86,8 +86,10 @@ def make_pipelines(arrays, batch_size=128, augment=True, train_size=None, seed=0
     subset_seed = seed if subset_seed is None else subset_seed
     x_train, y_train = sources.stratified_subset(arrays.x_train, arrays.y_train, train_size, subset_seed)
     x_train = x_train.astype("float32")
-    mean = x_train.mean(axis=(0, 1, 2)).astype("float32")
-    std = (x_train.std(axis=(0, 1, 2)) + 1e-7).astype("float32")
+    # Accumulate in float64: a float32 sum over 50,000 × 32 × 32 pixels saturates
+    # (it gave 83.9 for every CIFAR-10 channel instead of ~120).
+    mean = x_train.mean(axis=(0, 1, 2), dtype=np.float64).astype("float32")
+    std = (x_train.std(axis=(0, 1, 2), dtype=np.float64) + 1e-7).astype("float32")
     x_test = ((arrays.x_test.astype("float32") - mean) / std).astype("float32")
     x_train = (x_train - mean) / std
 
