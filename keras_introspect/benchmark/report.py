@@ -29,10 +29,7 @@ def _mean_std(values):
 
 def regime(record):
     augment = "aug" if record["augment"] else "no aug"
-    # Records without "normalization" predate the float64 normalization statistics
-    # (the float32 ones were off for large training sets): a different pipeline.
-    pipeline = "" if "normalization" in record else ", float32-statistics normalization"
-    return f"{record['arch']}, {record['train_size']} images × {record['epochs']} ep, {augment}{pipeline}"
+    return f"{record['arch']}, {record['train_size']} images × {record['epochs']} ep, {augment}"
 
 
 def grouped(records):

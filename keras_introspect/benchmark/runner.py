@@ -126,7 +126,8 @@ def check_teacher_normalization(teacher, splits):
     if recorded is None:
         return
     for key in ("mean", "std"):
-        if not np.allclose(recorded[key], getattr(splits, key), rtol=1e-3):
+        # 2%: statistics of the same data agree far closer; another data set or scale does not.
+        if not np.allclose(recorded[key], getattr(splits, key), rtol=0.02):
             raise ValueError(
                 f"The teacher {teacher!r} was trained with input normalization {key} {recorded[key]} "
                 f"(from {path}); this run normalizes with {getattr(splits, key).tolist()}. "
