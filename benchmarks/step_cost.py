@@ -53,11 +53,12 @@ EXPENSIVE = ("all classes", "reference")
 
 
 def configurations(classes, reference_classes):
-    """Every method and explainer; the all-class input-gradient ones (one backward
-    pass per class, and the references) only up to `reference_classes` classes."""
+    """Every method and explainer; the `EXPENSIVE` ones (one backward pass through
+    the network per class) only up to `reference_classes` classes."""
+    names = METHODS + list(IL) + REFERENCES
     if classes <= reference_classes:
-        return METHODS + list(IL) + REFERENCES
-    return METHODS + [name for name in IL if "all classes" not in name]
+        return names
+    return [name for name in names if not any(e in name for e in EXPENSIVE)]
 
 
 class ReferenceStep:

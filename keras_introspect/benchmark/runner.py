@@ -95,7 +95,7 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
         "protocol": protocol.name, "dataset": protocol.dataset, "arch": protocol.arch,
         "train_size": splits.num_train, "epochs": protocol.epochs, "batch_size": protocol.batch_size,
         "lr": protocol.lr, "augment": protocol.augment,
-        "normalization": {"mean": splits.mean.tolist(), "std": splits.std.tolist()}, **provenance(),
+        "normalization": splits.normalization, **provenance(),
     }
     if method == "dml":
         ensemble = model.ensemble_predict(splits.x_test, verbose=0).numpy().argmax(-1)
@@ -147,4 +147,4 @@ def train_teacher(arrays, protocol, path, seed=0, verbose=2):
     model.save(path)
     return {"path": path, "arch": teacher_protocol.arch, "epochs": teacher_protocol.epochs,
             "test_accuracy": history["val_accuracy"][-1],
-            "normalization": {"mean": splits.mean.tolist(), "std": splits.std.tolist()}}
+            "normalization": splits.normalization}

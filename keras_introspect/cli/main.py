@@ -206,7 +206,7 @@ def train(args):
         "method": args.method, "dataset": args.dataset, "arch": arch, "epochs": epochs,
         "batch_size": batch_size, "lr": lr, "seed": args.seed, "train_size": splits.num_train,
         "test_accuracy": final["accuracy"], "test_loss": final["loss"], "train_seconds": seconds,
-        "normalization": {"mean": splits.mean.tolist(), "std": splits.std.tolist()},
+        "normalization": splits.normalization,
         "config": model.get_config() | {"backbone": arch},
     }
     with open(os.path.join(args.output, "metrics.json"), "w") as f:

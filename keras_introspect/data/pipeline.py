@@ -49,6 +49,11 @@ class DataSplits:
         return np.clip(images / self.scale, 0.0, 1.0)
 
     @property
+    def normalization(self):
+        """The per-channel statistics as JSON-ready lists, as recorded beside runs and teachers."""
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @property
     def scale(self):
         return 255.0 if self.mean.max() > 1.5 else 1.0
 
