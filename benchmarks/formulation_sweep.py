@@ -56,6 +56,10 @@ CONFIGS = {
     "il_warmup_tau1": ("il", {"warmup_epochs": 5, "ramp_epochs": 5, "target_temperature": 1.0}),
     "il_warmup_alpha0.9": ("il", {"warmup_epochs": 5, "ramp_epochs": 5, "alpha": 0.9}),
     "il_warmup_uncentered": ("il", {"warmup_epochs": 5, "ramp_epochs": 5, "center": False}),
+    "il_warmup_vanilla_top2": ("il", {"warmup_epochs": 5, "ramp_epochs": 5, "explainer": "vanilla_gradients",
+                                      "explained_classes": 2}),
+    "il_warmup_gradcam_stage2": ("il", {"warmup_epochs": 5, "ramp_epochs": 5, "explainer": "grad_cam",
+                                        "layer": "stage2_block3_out"}),
     "il_warmup_nontarget_weak": ("il", {"warmup_epochs": 5, "ramp_epochs": 5, "form": "nontarget", "alpha": 0.05,
                                         "temperature": 4.0}),
 }

@@ -80,3 +80,17 @@ def test_teacher_methods_need_an_existing_teacher(tmp_path, capsys):
     assert "--method kd needs --teacher" in capsys.readouterr().err
     assert main(["train", "--method", "isl", "--teacher", str(tmp_path / "none.keras"), "--output", str(tmp_path)]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_a_teacher_trained_on_other_normalization_is_refused(tmp_path, capsys):
+    teacher = tmp_path / "teacher"
+    assert main(["train", "--method", "standard", "--epochs", "1", "--output", str(teacher), "--verbose", "0"]) == 0
+    metrics = json.loads((teacher / "metrics.json").read_text())
+    metrics["normalization"]["mean"] = [m * 1.5 + 1.0 for m in metrics["normalization"]["mean"]]
+    (teacher / "metrics.json").write_text(json.dumps(metrics))
+    args = ["train", "--method", "kd", "--teacher", str(teacher / "model.keras"), "--epochs", "1",
+            "--output", str(tmp_path / "kd"), "--verbose", "0"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "input normalization mean" in err and "Retrain the teacher" in err
+    assert not (tmp_path / "kd" / "model.keras").exists()

@@ -168,6 +168,8 @@ def train(args):
     arrays = ki.data.load_arrays(args.dataset, data_dir=args.data_dir, download=args.download)
     splits = ki.data.make_pipelines(arrays, batch_size=batch_size, augment=not args.no_augment,
                                     train_size=args.train_size, seed=args.seed)
+    if args.method in ki.benchmark.runner.TEACHER_METHODS:
+        ki.benchmark.runner.check_teacher_normalization(args.teacher, splits)
     steps = splits.num_train // batch_size if args.strategy == "multiworker" else -(-splits.num_train // batch_size)
     with strategy.scope():
         backbone = ki.architectures.get(arch, splits.num_classes, splits.input_shape, bn_momentum=args.bn_momentum)
