@@ -20,9 +20,13 @@ python benchmarks/formulation_sweep.py "${COMMON[@]}" --seeds 0 1 2 --teacher "$
 #    target temperature, alpha, target form.
 python benchmarks/formulation_sweep.py "${COMMON[@]}" --seeds 0 --configs il_warmup_uncentered \
   il_warmup_alpha0.9 il_warmup_vanilla_top2 il_warmup_gradcam_stage2 il_warmup_tau1 il_warmup_nontarget_weak
-# 3. IL without warm-up (the first default) and peer learning, three seeds.
+# 3. The other comparators of docs/comparators.md, seed 0: the teacher dissection (its soft labels with
+#    the non-true probabilities shuffled / made uniform), teacher-free KD, ISL and FRSKD.
+python benchmarks/formulation_sweep.py "${COMMON[@]}" --seeds 0 --teacher "$TEACHER/model.keras" \
+  --configs kd_shuffled kd_uniform tfkd isl frskd
+# 4. IL without warm-up (the first default) and peer learning, three seeds.
 python benchmarks/formulation_sweep.py "${COMMON[@]}" --seeds 0 1 2 --configs il_cam_mass dml
-# 4. One-axis ablations around the first default (seed 0).
+# 5. One-axis ablations around the first default (seed 0).
 python benchmarks/formulation_sweep.py "${COMMON[@]}" --seeds 0 --configs il_cam_nontarget \
   il_gradcam_stage2_mass il_cam_mass_tau1 il_cam_mass_eps0.05 il_cam_softmax_tau0.05 il_cam_nontarget_weak \
   il_cam_mass_uncentered il_cam_mass_alpha0.2
