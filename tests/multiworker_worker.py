@@ -4,6 +4,9 @@ Usage: python multiworker_worker.py DATA_DIR OUT.npz CKPT_DIR EPOCHS [FAIL_AFTER
 With TF_CONFIG set this is one worker of a MultiWorkerMirroredStrategy
 cluster; without it, the single-process reference on the same global batch.
 FAIL_AFTER_EPOCH makes the process die right after that epoch's checkpoint.
+Environment: KI_METHOD (il | standard), KI_BACKBONE (cnn | resnet20 |
+resnet20_sync_bn), KI_PERMUTE=1 (reference only: the examples of each global
+batch in another order, the same training up to float round-off).
 """
 
 import os
@@ -20,14 +23,21 @@ PER_WORKER_BATCH, WORKERS, STEPS = 16, 2, 2
 
 def cnn():
     """A BatchNorm-free CNN: its gradients do not depend on how the global batch
-    is split, so 2 workers must match 1 process to float precision. (With
-    synchronized BatchNorm, see docs/distributed.md for what we measured.)"""
+    is split, so 2 workers must match 1 process to float precision."""
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
     x = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(x)
     x = keras.layers.Conv2D(32, 3, padding="same", activation="relu", name="features")(x)
     x = keras.layers.GlobalAveragePooling2D()(x)
     return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x))
+
+
+def backbone():
+    name = os.environ.get("KI_BACKBONE", "cnn")
+    if name == "cnn":
+        return cnn()
+    resnet = ki.architectures.resnet20(10)
+    return ki.distribute.synchronize_batchnorm(resnet) if name == "resnet20_sync_bn" else resnet
 
 
 def main():
@@ -39,6 +49,11 @@ def main():
     count = PER_WORKER_BATCH * WORKERS * STEPS
     splits = ki.data.make_pipelines(arrays, batch_size=8, augment=False)
     x, y = splits.x_test[:count], splits.y_test[:count]  # real CIFAR-10 images
+    if os.environ.get("KI_PERMUTE") == "1":
+        batch = PER_WORKER_BATCH * WORKERS
+        order = np.concatenate([start + np.random.default_rng(start).permutation(batch)
+                                for start in range(0, count, batch)])
+        x, y = x[order], y[order]
 
     def dataset_fn(context, epoch):
         ds = tf.data.Dataset.from_tensor_slices((x, y))
@@ -49,7 +64,7 @@ def main():
 
     with strategy.scope():
         keras.utils.set_random_seed(0)
-        model = ki.IntrospectiveModel(cnn(), warmup_epochs=0, ramp_epochs=0) if os.environ.get("KI_METHOD", "il") == "il" else ki.StandardModel(cnn())
+        model = ki.IntrospectiveModel(backbone(), warmup_epochs=0, ramp_epochs=0) if os.environ.get("KI_METHOD", "il") == "il" else ki.StandardModel(backbone())
         model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), metrics=["accuracy"])
 
     initial = [w.copy() for w in model.get_weights()]
