@@ -6,7 +6,7 @@ the results file's base name), so documents quote only generated numbers.
 
 Example:
     python benchmarks/summarize.py benchmarks/results/formulation_sweep.jsonl \
-        --out-dir benchmarks/results/formulation_sweep --update-doc docs/method.md
+        --out-dir benchmarks/results/formulation_sweep --update-doc docs/method.md --no-timing
 """
 
 import argparse
@@ -20,8 +20,11 @@ def main(argv=None):
     parser.add_argument("results")
     parser.add_argument("--out-dir", required=True)
     parser.add_argument("--update-doc")
+    parser.add_argument("--no-timing", action="store_true",
+                        help="leave out wall and step times (for runs that shared the machine; "
+                             "benchmarks/step_cost.py measures cost)")
     args = parser.parse_args(argv)
-    table = report.write_report(args.results, args.out_dir)
+    table = report.write_report(args.results, args.out_dir, timing=not args.no_timing)
     print(table)
     if args.update_doc:
         report.update_doc(args.update_doc, os.path.splitext(os.path.basename(args.results))[0], table)

@@ -52,6 +52,25 @@ def test_paired_delta_matches_a_hand_computation():
     assert report.paired_delta([{"seed": 5, "final_accuracy": 0.5}], base) == "—"
 
 
+def test_markdown_table_values_and_timing_columns():
+    def record(config, seed, accuracy, step):
+        return {"config": config, "method": config, "options": {}, "seed": seed, "final_accuracy": accuracy,
+                "best_accuracy": accuracy + 0.01, "wall_seconds": 120.0, "step_seconds": step,
+                "arch": "resnet20", "train_size": 100, "epochs": 2, "augment": True, "command": "x",
+                "commit": "abc", "machine": "m", "tensorflow": "t", "keras": "k", "date": "d"}
+
+    records = [record("standard", 0, 0.60, 0.1), record("standard", 1, 0.62, 0.1),
+               record("il", 0, 0.63, 0.3), record("il", 1, 0.61, 0.3)]
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in report.markdown_table(records).splitlines()
+            if line.startswith("| ") and "configuration" not in line}
+    # il: mean 62.00, std of (63, 61) = 1.41; paired Δ (+3, -1) → +1.00 ± 2.83; step 300 ms = 3.00×
+    assert rows["il"][3:6] == ["62.00 ± 1.41", "+1.00 ± 2.83", "63.00 ± 1.41"]
+    assert rows["il"][6:] == ["2.0", "300", "3.00× |"]
+    untimed = report.markdown_table(records, timing=False)
+    assert "step (ms)" not in untimed and "minutes/run" not in untimed
+    assert all(line.count(" | ") == 5 for line in untimed.splitlines() if line.startswith("| "))
+
+
 def test_a_teacher_trained_on_other_normalization_is_refused(tmp_path):
     import types
 

@@ -65,27 +65,33 @@ def paired_delta(records, base):
     return text if len(deltas) == len(records) else f"{text} (n={len(deltas)})"
 
 
-def markdown_table(records):
-    """Mean ± std over seeds per configuration, one table per regime, and provenance."""
+def markdown_table(records, timing=True):
+    """Mean ± std over seeds per configuration, one table per regime, and provenance.
+
+    Args:
+        records: result records (`runner.run_one`).
+        timing: include minutes per run and the median step time. Leave it
+            out when the runs did not have the machine to themselves: times
+            measured under different loads are not comparable.
+    """
     lines = []
     for name, configs in grouped(records).items():
         base = configs.get("standard")
         base_step = _median_step(base or [])
-        lines += [f"**{name}**", "",
-                  "| configuration | options | seeds | final acc. (%) | Δ vs standard, same seeds (pts) "
-                  "| best acc. (%) | minutes/run | step (ms) | step / standard |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        columns = ["configuration", "options", "seeds", "final acc. (%)", "Δ vs standard, same seeds (pts)",
+                   "best acc. (%)"] + (["minutes/run", "step (ms)", "step / standard"] if timing else [])
+        lines += [f"**{name}**", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for config, rs in configs.items():
             options = ", ".join(f"{k}={v}" for k, v in rs[0]["options"].items()) or "—"
-            step = _median_step(rs)
-            ratio = f"{step / base_step:.2f}×" if step and base_step else "—"
-            lines.append(
-                f"| {config} | {options} | {','.join(str(r['seed']) for r in rs)} | "
-                f"{_mean_std([r['final_accuracy'] for r in rs])} | {paired_delta(rs, base)} | "
-                f"{_mean_std([r['best_accuracy'] for r in rs])} | "
-                f"{statistics.mean(r['wall_seconds'] for r in rs) / 60:.1f} | "
-                f"{'—' if step is None else f'{1000 * step:.0f}'} | {ratio} |"
-            )
+            cells = [config, options, ",".join(str(r["seed"]) for r in rs),
+                     _mean_std([r["final_accuracy"] for r in rs]), paired_delta(rs, base),
+                     _mean_std([r["best_accuracy"] for r in rs])]
+            if timing:
+                step = _median_step(rs)
+                cells += [f"{statistics.mean(r['wall_seconds'] for r in rs) / 60:.1f}",
+                          "—" if step is None else f"{1000 * step:.0f}",
+                          f"{step / base_step:.2f}×" if step and base_step else "—"]
+            lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     commits = sorted({r["commit"] for r in records})
     dates = sorted(r["date"] for r in records)
@@ -148,14 +154,15 @@ def plot(records, directory):
         plt.close(fig)
 
 
-def write_report(results_path, directory):
-    """Everything a results file supports: JSON, CSV, Markdown table and plots."""
+def write_report(results_path, directory, timing=True):
+    """Everything a results file supports: JSON, CSV, Markdown table and plots
+    (`timing`: see `markdown_table`)."""
     records = load(results_path)
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "results.json"), "w") as f:
         json.dump(records, f, indent=1)
     write_csv(records, os.path.join(directory, "results.csv"))
-    table = markdown_table(records)
+    table = markdown_table(records, timing=timing)
     with open(os.path.join(directory, "results.md"), "w") as f:
         f.write(table + "\n")
     plot(records, directory)
