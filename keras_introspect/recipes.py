@@ -137,14 +137,13 @@ def train(model, method, splits, epochs, verbose=1, callbacks=()):
     `InstanceSequenceCurriculum` (same number of steps per epoch).
     """
     callbacks = list(callbacks)
-    data, steps = splits.train, None
+    data = splits.train
     if method == "isl":
         curriculum = InstanceSequenceCurriculum(
             splits.x_train, splits.y_train, splits.batch_size, epochs, phases=min(4, max(2, epochs)),
             augment=splits.augment,
         )
-        data, steps = curriculum.dataset(), curriculum.steps_per_epoch
+        data = curriculum.dataset()
         callbacks.append(curriculum)
-    history = model.fit(data, steps_per_epoch=steps, validation_data=splits.test, epochs=epochs,
-                        verbose=verbose, callbacks=callbacks)
+    history = model.fit(data, validation_data=splits.test, epochs=epochs, verbose=verbose, callbacks=callbacks)
     return history.history

@@ -32,7 +32,7 @@ def train(strategy, method):
             model = ki.IntrospectiveModel(backbone, alpha=0.5, temperature=2.0, warmup_epochs=0, ramp_epochs=0)
         elif method == "dml":
             model = ki.MutualLearningModel(backbone, peers=[tiny_backbone(seed=1)])
-        elif method == "kd":
+        elif method in ("kd", "isl"):
             model = ki.TeacherDistillationModel(backbone, tiny_backbone(seed=2), teacher_targets="uniform")
         elif method == "confidence_penalty":
             model = ki.StandardModel(backbone, confidence_penalty=0.2)
@@ -51,8 +51,14 @@ def train(strategy, method):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 8, 8, 3)).astype("float32")
     y = (np.arange(32) % 5).astype("int32")
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
-    history = model.fit(ds, epochs=2, verbose=0)
+    if method == "isl":
+        # 4 epochs in 2 phases: all instances, then the easiest half in easy → hard order.
+        curriculum = ki.InstanceSequenceCurriculum(x, y, batch_size=8, epochs=4, phases=3, augment=False)
+        history = model.fit(curriculum.dataset(), epochs=4, callbacks=[curriculum], verbose=0)
+        assert [round(f, 2) for _, f, _ in curriculum.history] == [0.5, 1.0], curriculum.history
+    else:
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
+        history = model.fit(ds, epochs=2, verbose=0)
     return [w.numpy().tolist() for w in model.backbone.trainable_weights], history.history
 
 

@@ -207,7 +207,7 @@ def test_isl_curriculum_orders_instances_easy_to_hard():
     curriculum = InstanceSequenceCurriculum(x, y, batch_size=16, epochs=4, phases=4, start_fraction=0.5)
     assert [curriculum.phase_of(e) for e in range(4)] == [0, 1, 2, 3]
     assert [curriculum.fraction(p) for p in range(4)] == [1.0, 0.5, 0.75, 1.0]
-    model.fit(curriculum.dataset(), steps_per_epoch=curriculum.steps_per_epoch, epochs=2, callbacks=[curriculum], verbose=0)
+    model.fit(curriculum.dataset(), epochs=2, callbacks=[curriculum], verbose=0)
     # After the phase-1 snapshot: the easiest half, in ascending loss of that snapshot.
     assert len(curriculum.order) == 32 and curriculum.history[0][:2] == (1, 0.5)
     losses = curriculum.snapshot_losses()
@@ -218,3 +218,28 @@ def test_isl_curriculum_orders_instances_easy_to_hard():
     batch = next(iter(curriculum.dataset()))
     np.testing.assert_array_equal(batch[1].numpy(), y[curriculum.order[:16]])
     np.testing.assert_allclose(batch[0].numpy(), x[curriculum.order[:16]])
+
+
+def test_isl_feeds_a_new_phase_its_order_from_the_first_step_and_continues_it():
+    from keras_introspect.methods import InstanceSequenceCurriculum
+
+    class Recording(ki.StandardModel):
+        def train_step(self, data):
+            self.seen.append(data[0].numpy())
+            return super().train_step(data)
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(40, 8, 8, 3)).astype("float32")
+    y = (np.arange(40) % 5).astype("int32")
+    model = Recording(tiny_backbone(seed=3))
+    model.seen = []
+    model.compile(optimizer=keras.optimizers.SGD(0.05), run_eagerly=True)
+    # 2 phases over 4 epochs: epochs 0-1 all instances at random, 2-3 all of them easy → hard;
+    # 40 instances in batches of 16: 3 steps, i.e. 48 indices, per epoch.
+    curriculum = InstanceSequenceCurriculum(x, y, batch_size=16, epochs=4, phases=2, augment=False)
+    model.fit(curriculum.dataset(), epochs=4, callbacks=[curriculum], verbose=0)
+    assert len(model.seen) == 12 and [e for e, *_ in curriculum.history] == [2]
+    order = curriculum.order
+    starts = [0, 16, 32, 48 % 40, 48 % 40 + 16, 48 % 40 + 32]  # epoch 3 goes on where epoch 2 stopped
+    for seen, start in zip(model.seen[6:], starts):
+        np.testing.assert_array_equal(seen, x[np.take(order, np.arange(start, start + 16), mode="wrap")])

@@ -18,8 +18,13 @@ interpretation (docs/comparators.md):
 Use it with any library model and plain `model.fit`:
 
 >>> curriculum = InstanceSequenceCurriculum(x_train, y_train, batch_size=128, epochs=30)
->>> model.fit(curriculum.dataset(), steps_per_epoch=curriculum.steps_per_epoch, epochs=30,
-...           callbacks=[curriculum])
+>>> model.fit(curriculum.dataset(), epochs=30, callbacks=[curriculum])
+
+The dataset is one epoch long and its generator starts anew for every epoch,
+after the callback's `on_epoch_begin` has set that epoch's order: prefetching
+(tf.data's, or a distribution strategy's) cannot carry batches of the old
+order into a new phase, so the sequence changes exactly at the boundary, on
+one device and on several alike.
 """
 
 import math
@@ -55,6 +60,7 @@ class InstanceSequenceCurriculum(keras.callbacks.Callback):
         self.start_fraction, self.augment = float(start_fraction), bool(augment) and min(self.x.shape[1:3]) >= 16
         self.steps_per_epoch = math.ceil(len(self.y) / self.batch_size)
         self.order = np.random.default_rng(seed).permutation(len(self.y))
+        self._start = 0  # where this epoch's first batch starts in `order`
         self.history = []  # (epoch, fraction, mean snapshot loss of the selected instances)
 
     def phase_of(self, epoch):
@@ -79,7 +85,12 @@ class InstanceSequenceCurriculum(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         phase = self.phase_of(epoch)
-        if phase == 0 or self.phase_of(epoch - 1) == phase:
+        if epoch > 0 and self.phase_of(epoch - 1) == phase:
+            # The same phase: the sequence goes on where the last epoch stopped.
+            self._start = (self._start + self.steps_per_epoch * self.batch_size) % len(self.order)
+            return
+        self._start = 0
+        if phase == 0:
             return
         losses = self.snapshot_losses()
         count = max(self.batch_size, int(round(self.fraction(phase) * len(self.y))))
@@ -87,17 +98,13 @@ class InstanceSequenceCurriculum(keras.callbacks.Callback):
         self.history.append((epoch, count / len(self.y), float(losses[self.order].mean())))
 
     def _index_batches(self):
-        position = 0
-        while True:
-            order = self.order
-            if position >= len(order):
-                position = 0
-            batch = np.take(order, np.arange(position, position + self.batch_size), mode="wrap")
-            position += self.batch_size
-            yield batch.astype("int64")
+        """This epoch's batches of indices, cycling through `order` from `_start`."""
+        for step in range(self.steps_per_epoch):
+            first = self._start + step * self.batch_size
+            yield np.take(self.order, np.arange(first, first + self.batch_size), mode="wrap").astype("int64")
 
     def dataset(self):
-        """An endless dataset of batches that follows the current order."""
+        """One epoch of batches in the current order (pass it to `fit` without `steps_per_epoch`)."""
         x, y = tf.constant(self.x), tf.constant(self.y)
 
         def gather(indices):
@@ -110,4 +117,5 @@ class InstanceSequenceCurriculum(keras.callbacks.Callback):
         indices = tf.data.Dataset.from_generator(
             self._index_batches, output_signature=tf.TensorSpec((self.batch_size,), tf.int64)
         )
+        indices = indices.apply(tf.data.experimental.assert_cardinality(self.steps_per_epoch))
         return indices.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(1)
