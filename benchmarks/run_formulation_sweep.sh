@@ -23,8 +23,7 @@ python benchmarks/formulation_sweep.py "${COMMON[@]}" --seeds 0 --configs il_war
 # 3. The other comparators of docs/comparators.md, seed 0: the teacher dissection (its soft labels with
 #    the non-true probabilities shuffled / made uniform), teacher-free KD, ISL and FRSKD.
 python benchmarks/formulation_sweep.py "${COMMON[@]}" --seeds 0 --teacher "$TEACHER/model.keras" \
-  --configs kd_shuffled kd_uniform tfkd frskd
-python benchmarks/formulation_sweep.py "${COMMON[@]}" --seeds 0 --teacher "$TEACHER/model.keras" --configs isl
+  --configs kd_shuffled kd_uniform tfkd isl frskd
 # 4. IL without warm-up (the first default) and peer learning, three seeds.
 python benchmarks/formulation_sweep.py "${COMMON[@]}" --seeds 0 1 2 --configs il_cam_mass dml
 # 5. One-axis ablations around the first default (seed 0).
