@@ -52,7 +52,7 @@ def train(strategy, method):
     x = rng.normal(size=(32, 8, 8, 3)).astype("float32")
     y = (np.arange(32) % 5).astype("int32")
     if method == "isl":
-        # 4 epochs in 2 phases: all instances, then the easiest half in easy → hard order.
+        # 4 epochs in 3 phases: all instances, the easiest half, then all of them easy → hard.
         curriculum = ki.InstanceSequenceCurriculum(x, y, batch_size=8, epochs=4, phases=3, augment=False)
         history = model.fit(curriculum.dataset(), epochs=4, callbacks=[curriculum], verbose=0)
         assert [round(f, 2) for _, f, _ in curriculum.history] == [0.5, 1.0], curriculum.history
