@@ -1,18 +1,24 @@
 """Compare IL formulations with standard training and regularizers on one recipe.
 
 Each run trains a fresh backbone with one method configuration and seed and
-appends one JSON line (final/best test accuracy, time, provenance) to the
-results file, so a sweep can stop and resume across sessions.
+appends one JSON line (final/best test accuracy, ECE, time, provenance) to the
+results file, so a sweep can stop and resume across sessions: finished runs
+are skipped, and a run that was interrupted resumes from the state it saved
+after its last complete epoch (`--backup-root`).
 
 Example:
     python benchmarks/formulation_sweep.py --data /path/cifar10-jpeg \
         --train-size 10000 --epochs 15 --seeds 0 1 --configs standard il_cam_mass \
         --out benchmarks/results/formulation_sweep.jsonl
+    python benchmarks/formulation_sweep.py --protocol long --data /path/imagenette-128px \
+        --seeds 0 --configs standard label_smoothing --out benchmarks/results/long_protocol.jsonl
 """
 
 import argparse
+import hashlib
 import json
 import os
+import shutil
 
 import keras_introspect as ki
 from keras_introspect import benchmark
@@ -65,47 +71,80 @@ CONFIGS = {
 }
 
 
-def run(arrays, config, seed, args):
+# The recipe of sweeps run without --protocol (the `cpu` protocol's, under the name "sweep").
+SWEEP_DEFAULTS = dict(arch="resnet20", train_size=10000, epochs=15, batch_size=128, lr=0.05, weight_decay=5e-4)
+
+
+def make_protocol(args):
+    """The protocol of this sweep: a named one, or "sweep", with the command line's overrides."""
+    overrides = {k: getattr(args, k) for k in SWEEP_DEFAULTS if getattr(args, k) is not None}
+    if args.no_augment:
+        overrides["augment"] = False
+    if args.protocol:
+        return benchmark.get(args.protocol, dataset=args.data, **overrides)
+    return benchmark.Protocol("sweep", args.data, **{**SWEEP_DEFAULTS, **overrides})
+
+
+def run_key(protocol, config, seed, train_size):
+    return (config, seed, train_size, protocol.epochs, protocol.augment, protocol.arch)
+
+
+def record_key(record):
+    return (record["config"], record["seed"], record["train_size"], record["epochs"], record["augment"],
+            record["arch"])
+
+
+def backup_dir(root, protocol, key):
+    """Where one run keeps its per-epoch state: stable across restarts, distinct per run."""
+    digest = hashlib.sha1(json.dumps([protocol.name, *key]).encode()).hexdigest()[:10]
+    return os.path.join(root, f"{protocol.name}-{key[0]}-seed{key[1]}-{digest}")
+
+
+def run(arrays, protocol, config, seed, args, backup=None):
     method, options = CONFIGS[config]
-    protocol = benchmark.Protocol(
-        "sweep", args.data, args.arch, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, train_size=args.train_size, augment=not args.no_augment,
-    )
-    return benchmark.run_one(arrays, protocol, method, options, seed, config=config, teacher=args.teacher)
+    return benchmark.run_one(arrays, protocol, method, options, seed, config=config, teacher=args.teacher,
+                             backup_dir=backup)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="dataset name or ImageFolder path")
-    parser.add_argument("--arch", default="resnet20")
-    parser.add_argument("--train-size", type=int, default=10000)
-    parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=0.05)
-    parser.add_argument("--weight-decay", type=float, default=5e-4)
+    parser.add_argument("--protocol", choices=sorted(benchmark.PROTOCOLS),
+                        help="take the recipe from this benchmark protocol (default: the cpu recipe, named 'sweep')")
+    parser.add_argument("--arch", help=f"default {SWEEP_DEFAULTS['arch']} or the protocol's")
+    parser.add_argument("--train-size", type=int, help=f"default {SWEEP_DEFAULTS['train_size']} or the protocol's")
+    parser.add_argument("--epochs", type=int, help=f"default {SWEEP_DEFAULTS['epochs']} or the protocol's")
+    parser.add_argument("--batch-size", type=int, help=f"default {SWEEP_DEFAULTS['batch_size']} or the protocol's")
+    parser.add_argument("--lr", type=float, help=f"default {SWEEP_DEFAULTS['lr']} or the protocol's")
+    parser.add_argument("--weight-decay", type=float, help=f"default {SWEEP_DEFAULTS['weight_decay']} or the protocol's")
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--teacher", help="teacher .keras file for the kd configurations")
     parser.add_argument("--out", required=True, help="JSON-lines results file (appended)")
+    parser.add_argument("--backup-root", default=os.path.join(
+        os.environ.get("KERAS_INTROSPECT_CACHE", os.path.expanduser("~/.cache/keras-introspect")), "backups"),
+        help="where unfinished runs keep their per-epoch state (default: $KERAS_INTROSPECT_CACHE/backups)")
     args = parser.parse_args(argv)
+    protocol = make_protocol(args)
     arrays = ki.data.load_arrays(args.data)
-    done = set()
-    if os.path.exists(args.out):
-        with open(args.out) as f:
-            for line in f:
-                r = json.loads(line)
-                done.add((r["config"], r["seed"], r["train_size"], r["epochs"], r["augment"], r["arch"]))
+    available = len(arrays.y_train)
+    train_size = available if protocol.train_size is None else min(protocol.train_size, available)
+    done = {record_key(r) for r in benchmark.report.load(args.out)} if os.path.exists(args.out) else set()
     for seed in args.seeds:
         for config in args.configs:
-            key = (config, seed, args.train_size, args.epochs, not args.no_augment, args.arch)
+            key = run_key(protocol, config, seed, train_size)
             if key in done:
                 print(f"skip {key}: already in {args.out}", flush=True)
                 continue
-            print(f"=== {config} seed {seed}", flush=True)
-            result = run(arrays, config, seed, args)
-            print(f"=== {config} seed {seed}: final {result['final_accuracy']:.4f} best {result['best_accuracy']:.4f}", flush=True)
+            backup = backup_dir(args.backup_root, protocol, key)
+            resumed = " (resuming)" if os.path.isdir(backup) else ""
+            print(f"=== {config} seed {seed}{resumed}", flush=True)
+            result = run(arrays, protocol, config, seed, args, backup)
+            print(f"=== {config} seed {seed}: final {result['final_accuracy']:.4f} best "
+                  f"{result['best_accuracy']:.4f} ECE {result['ece']:.4f}", flush=True)
             benchmark.report.append(args.out, result)
+            shutil.rmtree(backup)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 import keras
 
 from keras_introspect.architectures.digits_cnn import digits_cnn
-from keras_introspect.architectures.resnet18 import resnet18
+from keras_introspect.architectures.resnet18 import resnet18, resnet18_w32
 from keras_introspect.architectures.resnet_cifar import (
     resnet20,
     resnet32,
@@ -19,6 +19,7 @@ ARCHITECTURES = {
     "resnet56": resnet56,
     "resnet110": resnet110,
     "resnet18": resnet18,
+    "resnet18_w32": resnet18_w32,
     "wrn16_2": wrn16_2,
     "wrn40_2": wrn40_2,
     "digits_cnn": digits_cnn,
@@ -85,6 +86,7 @@ __all__ = [
     "get",
     "resnet110",
     "resnet18",
+    "resnet18_w32",
     "resnet20",
     "resnet32",
     "resnet56",

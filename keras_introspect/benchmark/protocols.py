@@ -4,6 +4,11 @@
 * `cpu` — CIFAR-10, ResNet-20 on a fixed 10,000-image stratified subset,
   15 epochs, SGD 0.05 with cosine decay, crop+flip: one run takes ~5 minutes
   on 2 CPU cores, so methods × 3 seeds fit in a few hours.
+* `long` — Imagenette (10 ImageNet classes, 9,469 training photos at 128 px),
+  a half-width ResNet-18 with an ImageNet stem, 30 epochs of SGD 0.05 with
+  cosine decay, batch 64, crop+flip: long enough to overfit, the regime in
+  which regularizers can help (docs/comparators.md); ~40 minutes a run on 2
+  CPU cores.
 * `paper` — the standard GPU recipe: full CIFAR, 200 epochs, SGD 0.1 with
   steps at epochs 100 and 150, batch 128, weight decay 5e-4.
 """
@@ -30,6 +35,7 @@ class Protocol:
 PROTOCOLS = {
     "quick": Protocol("quick", "digits", "digits_cnn", epochs=3, batch_size=64, lr=0.05),
     "cpu": Protocol("cpu", "cifar10", "resnet20", epochs=15, batch_size=128, lr=0.05, train_size=10_000),
+    "long": Protocol("long", "imagenette", "resnet18_w32", epochs=30, batch_size=64, lr=0.05),
     "paper": Protocol("paper", "cifar100", "resnet20", epochs=200, batch_size=128, lr=0.1, schedule="step",
                       teacher_arch="resnet56", teacher_epochs_factor=1),
 }

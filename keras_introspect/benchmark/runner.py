@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_introspect import architectures, data, recipes
+from keras_introspect.metrics import expected_calibration_error
 
 TEACHER_METHODS = ("kd", "tfkd_self", "isl")
 
@@ -71,7 +72,45 @@ def _fit(arrays, protocol, method, options, seed, teacher=None, verbose=2, callb
     return model, splits, history
 
 
-def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, verbose=2):
+def resumable(backup_dir):
+    """Callbacks that make a run survive interruption, and a reader of its whole history.
+
+    `keras.callbacks.BackupAndRestore` saves weights, optimizer state and the
+    epoch after every epoch (keeping the previous save too, in case the newest
+    is damaged) and `fit` continues from there when run again with the same
+    directory. `fit`'s own history then holds only the epochs after the
+    restart, so every epoch's logs also go to a CSV file in the directory.
+
+    Returns:
+        `(callbacks, read_history)`: pass `callbacks` to `fit`; after it,
+        `read_history()` gives the history of all epochs, the latest log of an
+        epoch winning if it was logged twice (a kill between the CSV row and
+        the checkpoint).
+    """
+    os.makedirs(backup_dir, exist_ok=True)
+    csv_path = os.path.join(backup_dir, "history.csv")
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(backup_dir, "state"), double_checkpoint=True,
+                                         delete_checkpoint=False),
+        keras.callbacks.CSVLogger(csv_path, append=True),
+    ]
+
+    def read_history():
+        import csv
+
+        rows = {}
+        with open(csv_path, newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("epoch") == "epoch":  # a header repeated by an appending restart
+                    continue
+                rows[int(row["epoch"])] = row
+        keys = [k for k in next(iter(rows.values())) if k != "epoch"]
+        return {k: [float(rows[e][k]) for e in sorted(rows)] for k in keys}
+
+    return callbacks, read_history
+
+
+def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, verbose=2, backup_dir=None):
     """Train one method with one seed under `protocol`; return a result record.
 
     Args:
@@ -83,24 +122,42 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
             training subset is always drawn with seed 0, the same for all).
         config: the configuration's name in reports (default: `method`).
         teacher: `.keras` path for the teacher methods.
+        backup_dir: a directory in which the run saves its state after every
+            epoch and from which it resumes when started again (see
+            `resumable`); `wall_seconds` then counts only the last part.
     """
+    origin = provenance()  # the code as it was when the run started
     timer = StepTimer()
+    callbacks = [timer]
+    if backup_dir is not None:
+        extra, read_history = resumable(backup_dir)
+        callbacks += extra
     start = time.time()
-    model, splits, history = _fit(arrays, protocol, method, options, seed, teacher, verbose, [timer])
+    model, splits, history = _fit(arrays, protocol, method, options, seed, teacher, verbose, callbacks)
+    if backup_dir is not None:
+        history = read_history()
     accuracies = history["val_accuracy"]
+    probabilities = test_probabilities(model, splits.test)
     record = {
         "config": config or method, "method": method, "options": options, "seed": seed,
         "final_accuracy": accuracies[-1], "best_accuracy": max(accuracies),
+        "ece": expected_calibration_error(splits.y_test, probabilities),
         "wall_seconds": time.time() - start, "step_seconds": timer.median, "history": history,
         "protocol": protocol.name, "dataset": protocol.dataset, "arch": protocol.arch,
         "train_size": splits.num_train, "epochs": protocol.epochs, "batch_size": protocol.batch_size,
         "lr": protocol.lr, "augment": protocol.augment,
-        "normalization": splits.normalization, **provenance(),
+        "normalization": splits.normalization, **origin,
     }
     if method == "dml":
         ensemble = model.ensemble_predict(splits.x_test, verbose=0).numpy().argmax(-1)
         record["ensemble_accuracy"] = float((ensemble == splits.y_test).mean())
     return record
+
+
+def test_probabilities(model, dataset):
+    """Predicted class distributions of a method's model on a batched `(x, y)` dataset."""
+    outputs = model.predict(dataset, verbose=0)
+    return outputs if model.has_softmax else tf.nn.softmax(outputs).numpy()
 
 
 def check_teacher_normalization(teacher, splits):

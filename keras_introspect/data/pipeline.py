@@ -58,9 +58,18 @@ class DataSplits:
         return 255.0 if self.mean.max() > 1.5 else 1.0
 
 
-def pad_crop_flip(image, seed, pad=4):
-    """Standard CIFAR augmentation: pad 4, random crop back, random h-flip."""
+def pad_crop_flip(image, seed, pad=None):
+    """Standard CIFAR augmentation: pad, random crop back, random h-flip.
+
+    Args:
+        image: `(height, width, channels)` float tensor.
+        seed: `(2,)` int64 stateless seed.
+        pad: reflection padding in pixels; default an eighth of the smaller
+            side, at least 4 (4 at 32 px as in the CIFAR papers, 16 at 128 px).
+    """
     height, width = image.shape[0], image.shape[1]
+    if pad is None:
+        pad = max(4, min(height, width) // 8)
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
     padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
     image = tf.image.stateless_random_crop(padded, [height, width, image.shape[-1]], crop_seed)
