@@ -8,14 +8,15 @@ CAM). This module builds those views once, sharing the backbone's layers and
 weights, so a single forward pass yields everything a training step needs.
 """
 
+import weakref
+
 import keras
 import tensorflow as tf
 from keras import ops
 
-SOFTMAX_NAMES = ("softmax",)
+from keras_introspect.errors import InputError
 
-
-class BackboneError(ValueError):
+class BackboneError(InputError):
     """Raised when a model cannot serve as a classifier backbone."""
 
 
@@ -26,18 +27,58 @@ def _activation_name(layer):
     return getattr(activation, "__name__", str(activation))
 
 
+def _probe(num_classes):
+    """Logit-like rows (seeded, well spread) on which a softmax is recognised by its values."""
+    return tf.random.stateless_normal((3, num_classes), seed=(7, 11)) * 3.0
+
+
+def computes_softmax(fn, num_classes):
+    """Whether `fn` maps a `(batch, classes)` tensor to its softmax over the last axis.
+
+    Checked on values, not names: `tf.nn.softmax` (named `softmax_v2`),
+    `keras.activations.softmax`, `"softmax"` and a lambda calling either all
+    pass; an identity, sigmoid or a softmax over another axis does not.
+    """
+    with tf.init_scope():  # evaluated eagerly, also when asked while a step is traced
+        z = _probe(num_classes)
+        try:
+            out = tf.convert_to_tensor(fn(z))
+        except Exception:  # not a function of one tensor: not a softmax
+            return False
+        if tuple(out.shape) != tuple(z.shape):
+            return False
+        return bool(tf.reduce_all(tf.abs(tf.cast(out, tf.float32) - tf.nn.softmax(z)) < 1e-5))
+
+
 def ends_in_softmax(backbone):
-    """Whether the backbone's last layer applies a softmax.
+    """Whether the backbone's last layer applies a softmax (so logits are its pre-softmax values).
+
+    Recognised by what the last layer computes: a `Softmax` layer, an
+    `Activation`/`Lambda` layer whose function is a softmax, or a layer whose
+    `activation` is one (`Dense(10, activation=tf.nn.softmax)`).
 
     Args:
         backbone: a built Functional or Sequential `keras.Model`.
-
-    Returns:
-        True for a final `Softmax` layer, `Activation("softmax")` or a layer
-        created with `activation="softmax"`.
     """
     last = backbone.layers[-1]
-    return isinstance(last, keras.layers.Softmax) or _activation_name(last) in SOFTMAX_NAMES
+    classes = backbone.outputs[0].shape[-1]
+    if isinstance(last, keras.layers.Softmax):
+        return True
+    if classes is None or len(backbone.outputs[0].shape) != 2:
+        return False
+    if isinstance(last, keras.layers.Lambda):
+        return computes_softmax(last, classes)
+    activation = getattr(last, "activation", None)
+    return activation is not None and computes_softmax(activation, classes)
+
+
+def outputs_look_like_probabilities(backbone):
+    """Whether the backbone's outputs on random inputs are non-negative rows summing to 1."""
+    with tf.init_scope():
+        shape = [2 if d is None else d for d in backbone.inputs[0].shape]
+        x = tf.random.stateless_normal(shape, seed=(3, 5))
+        out = tf.cast(tf.nest.flatten(backbone(x, training=False))[0], tf.float32)
+        return bool(tf.reduce_all(out >= 0.0)) and bool(tf.reduce_all(tf.abs(tf.reduce_sum(out, -1) - 1.0) < 1e-4))
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -67,8 +108,11 @@ class PreActivation(keras.layers.Layer):
             self.wrapped.activation = activation
 
 
+_CHECKED = weakref.WeakKeyDictionary()
+
+
 def check_classifier(backbone):
-    """Validate that `backbone` is a built classifier with graph access.
+    """Validate that `backbone` is a built classifier with graph access (once per backbone).
 
     Args:
         backbone: the model to check.
@@ -83,6 +127,12 @@ def check_classifier(backbone):
         raise BackboneError(
             f"The backbone must be a keras.Model, got {type(backbone).__name__}."
         )
+    if backbone not in _CHECKED:
+        _CHECKED[backbone] = _check_classifier(backbone)
+    return _CHECKED[backbone]
+
+
+def _check_classifier(backbone):
     if not is_graph_model(backbone):
         raise BackboneError(
             f"The backbone {backbone.name!r} is a subclassed model. keras-introspect "
@@ -108,6 +158,13 @@ def check_classifier(backbone):
             f"The backbone {backbone.name!r} ends in a {last_activation} activation; "
             "keras-introspect needs logits (no activation) or a softmax output."
         )
+    if not ends_in_softmax(backbone) and outputs_look_like_probabilities(backbone):
+        raise BackboneError(
+            f"The backbone {backbone.name!r} outputs probabilities, but its last layer "
+            f"({type(backbone.layers[-1]).__name__} {backbone.layers[-1].name!r}) is not one whose "
+            "logits can be recovered. End the model in Dense(classes) (logits), or put the softmax "
+            "in a layer of its own: keras.layers.Softmax() or Dense(classes, activation='softmax')."
+        )
     return int(shape[-1])
 
 
@@ -125,7 +182,7 @@ def logits_tensor(backbone):
     output = backbone.outputs[0]
     if not ends_in_softmax(backbone):
         return output
-    if isinstance(last, (keras.layers.Softmax, keras.layers.Activation)):
+    if isinstance(last, (keras.layers.Softmax, keras.layers.Activation, keras.layers.Lambda)):
         return last.input
     return PreActivation(last, name=f"{last.name}_logits")(last.input)
 
@@ -180,7 +237,8 @@ def gap_dense_head(backbone):
         BackboneError: if the head has another structure.
     """
     dense = backbone.layers[-1]
-    if isinstance(dense, (keras.layers.Softmax, keras.layers.Activation)):
+    if ends_in_softmax(backbone) and isinstance(dense, (keras.layers.Softmax, keras.layers.Activation,
+                                                        keras.layers.Lambda)):
         dense = _producer(dense)
     dense = _skip_dropout(dense)
     if not isinstance(dense, keras.layers.Dense):
@@ -223,6 +281,22 @@ def tap_model(backbone, layer_names=()):
     outputs = [get_layer(backbone, name).output for name in layer_names]
     outputs.append(logits_tensor(backbone))
     return keras.Model(backbone.input, outputs, name=f"{backbone.name}_taps")
+
+
+_TAP_CACHE = weakref.WeakKeyDictionary()
+
+
+def cached_tap_model(backbone, layer_names=()):
+    """`tap_model`, built once per backbone and layer set.
+
+    The cache lives here, keyed weakly by the backbone, so that explainers
+    hold no model and a backbone that is dropped frees its views.
+    """
+    views = _TAP_CACHE.setdefault(backbone, {})
+    key = tuple(layer_names)
+    if key not in views:
+        views[key] = tap_model(backbone, key)
+    return views[key]
 
 
 class Untracked:

@@ -8,6 +8,7 @@ mean confidence.
 """
 
 import numpy as np
+from keras_introspect.errors import InputError
 
 
 def expected_calibration_error(labels, probabilities, bins=15):
@@ -28,13 +29,13 @@ def expected_calibration_error(labels, probabilities, bins=15):
     labels = np.asarray(labels).reshape(-1)
     probabilities = np.asarray(probabilities, dtype="float64")
     if probabilities.ndim != 2 or len(probabilities) != len(labels):
-        raise ValueError(
+        raise InputError(
             f"probabilities must be (n, classes) for {len(labels)} labels; got shape {probabilities.shape}."
         )
     if len(labels) == 0:
-        raise ValueError("expected_calibration_error needs at least one example.")
+        raise InputError("expected_calibration_error needs at least one example.")
     if not np.all(np.isfinite(probabilities)):
-        raise ValueError("probabilities contain NaN or Inf.")
+        raise InputError("probabilities contain NaN or Inf.")
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
     # Bin b holds confidences in (b/bins, (b+1)/bins]; a confidence of 0 joins the first bin.

@@ -1,25 +1,28 @@
-"""Training recipes shared by the command line, the benchmarks and the tutorials.
+"""The one training path shared by the command line, the benchmarks and the tutorials.
 
-A recipe is the part of an experiment that is not the method: optimizer,
-learning-rate schedule, weight decay. Keeping it in one place means every
-method in a comparison trains with exactly the same budget.
+A recipe is the part of an experiment that is not the method: architecture,
+optimizer, learning-rate schedule, weight decay, batch size, data subset and
+augmentation — the fields of a `benchmark.Protocol`. `train_method` turns a
+dataset, a recipe, a method name (`methods.registry.METHODS`) and a seed into a
+trained model, the same way whether the command line or a benchmark asks, so
+every method in a comparison trains with exactly the same budget.
 """
 
+import json
+import os
+
 import keras
+import numpy as np
+import tensorflow as tf
 
-from keras_introspect import explainers as explainer_lib
-from keras_introspect.methods import (
-    FRSKDModel,
-    InstanceSequenceCurriculum,
-    IntrospectiveModel,
-    MutualLearningModel,
-    StandardModel,
-    TeacherDistillationModel,
-    TeacherFreeModel,
-)
-from keras_introspect.soft_targets import ExplanationSoftTargets
+from keras_introspect import architectures, data
+from keras_introspect.distribute import fit_distributed, synchronize_batchnorm
+from keras_introspect.methods import registry
+from keras_introspect.methods.curriculum import InstanceSequenceCurriculum
+from keras_introspect.methods.registry import METHODS, build_method
+from keras_introspect.errors import InputError
 
-METHODS = ("il", "standard", "label_smoothing", "confidence_penalty", "kd", "tfkd", "tfkd_self", "dml", "frskd", "isl")
+SCHEDULES = ("cosine", "step", "constant")
 
 
 def sgd(learning_rate, epochs, steps_per_epoch, momentum=0.9, weight_decay=5e-4, schedule="cosine"):
@@ -32,6 +35,12 @@ def sgd(learning_rate, epochs, steps_per_epoch, momentum=0.9, weight_decay=5e-4,
         weight_decay: decoupled decay; BatchNorm parameters and biases are
             excluded, as is usual for CIFAR ResNets.
         schedule: `"cosine"` (to zero), `"step"` (×0.1 at 50% and 75%) or `"constant"`.
+
+    Returns:
+        A `keras.optimizers.SGD`.
+
+    Example:
+    >>> model.compile(optimizer=sgd(0.05, epochs=15, steps_per_epoch=79), metrics=["accuracy"])
     """
     total = max(1, epochs * steps_per_epoch)
     if schedule == "cosine":
@@ -43,107 +52,137 @@ def sgd(learning_rate, epochs, steps_per_epoch, momentum=0.9, weight_decay=5e-4,
     elif schedule == "constant":
         lr = learning_rate
     else:
-        raise ValueError(f"Unknown schedule {schedule!r}; use 'cosine', 'step' or 'constant'.")
+        raise InputError(f"Unknown schedule {schedule!r}; choose one of {SCHEDULES}.")
     optimizer = keras.optimizers.SGD(lr, momentum=momentum, weight_decay=weight_decay or None)
     if weight_decay:
         optimizer.exclude_from_weight_decay(var_names=["gamma", "beta", "bias"])
     return optimizer
 
 
-def build_method(method, backbone, **options):
-    """A training method around `backbone`, by name.
+def check_teacher_normalization(teacher, splits):
+    """Refuse a teacher file trained on differently normalized inputs.
+
+    A teacher sees the student's normalized batches; with other statistics
+    its BatchNorm layers (in inference mode) are off and its soft labels
+    quietly degrade. The statistics are read from the `metrics.json`
+    (`keras-introspect train`) or `teacher.json` (`keras-introspect
+    benchmark`) beside the file; without either there is nothing to check.
+    """
+    if not isinstance(teacher, str):
+        return
+    directory = os.path.dirname(os.path.abspath(teacher))
+    for name in ("metrics.json", "teacher.json"):
+        path = os.path.join(directory, name)
+        if os.path.exists(path):
+            with open(path) as f:
+                recorded = json.load(f).get("normalization")
+            break
+    else:
+        return
+    if recorded is None:
+        return
+    for key in ("mean", "std"):
+        # 2%: statistics of the same data agree far closer; another data set or scale does not.
+        if not np.allclose(recorded[key], getattr(splits, key), rtol=0.02):
+            raise InputError(
+                f"The teacher {teacher!r} was trained with input normalization {key} {recorded[key]} "
+                f"(from {path}); this run normalizes with {getattr(splits, key).tolist()}. "
+                "Retrain the teacher with the current data pipeline."
+            )
+
+
+def make_splits(arrays, protocol, seed):
+    """The recipe's pipelines: the training subset is drawn with seed 0 whatever `seed` is,
+    so that every seed and every method sees the same images."""
+    return data.make_pipelines(arrays, batch_size=protocol.batch_size, augment=protocol.augment,
+                               train_size=protocol.train_size, seed=seed, subset_seed=0)
+
+
+def is_multiworker(strategy):
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def train_method(arrays, protocol, method, options=None, seed=0, teacher=None, strategy=None, callbacks=(),
+                 verbose=1, checkpoint_dir=None):
+    """Build, compile and train one method under a recipe.
 
     Args:
-        method: one of `METHODS`.
-        backbone: the classifier.
-        **options: method options. For `"il"`: `explainer`, `layer`, `relu`,
-            `form`, `similarity`, `center`, `target_temperature`, `epsilon`,
-            `alpha`, `temperature`, `explained_classes`, `warmup_epochs`,
-            `ramp_epochs`. For `"label_smoothing"`: `label_smoothing`; for
-            `"confidence_penalty"`: `confidence_penalty`. For `"kd"`: `teacher`
-            (model or `.keras` path), `alpha`, `temperature`, `teacher_targets`.
-            For `"dml"`: `num_peers`.
+        arrays: the dataset (`data.ArrayData`).
+        protocol: the recipe (`benchmark.Protocol`): architecture, epochs,
+            batch size, learning rate, schedule, weight decay, subset,
+            augmentation, BatchNorm momentum and synchronization.
+        method: a name in `METHODS`.
+        options: the method's options (defaults fill the rest).
+        seed: seed of initialization, data order and augmentation.
+        teacher: `.keras` path or model, for the teacher methods.
+        strategy: a `tf.distribute.Strategy` (default: the current one).
+            Under `MultiWorkerMirroredStrategy` training runs through
+            `distribute.fit_distributed` with checkpoints in `checkpoint_dir`.
+        callbacks: Keras callbacks for `fit`.
+        verbose: Keras progress display.
+        checkpoint_dir: per-epoch checkpoints of the multi-worker loop.
+
+    Returns:
+        `(model, splits, history)`: the trained method's model, the data
+        pipelines and the history dict of every epoch.
+
+    Example:
+    >>> protocol = ki.benchmark.get("cpu")
+    >>> model, splits, history = train_method(arrays, protocol, "il", {"alpha": 0.3}, seed=1)
     """
-    if method == "standard":
-        return StandardModel(backbone)
-    if method == "label_smoothing":
-        return StandardModel(backbone, label_smoothing=options.get("label_smoothing", 0.1))
-    if method == "confidence_penalty":
-        return StandardModel(backbone, confidence_penalty=options.get("confidence_penalty", 0.1))
-    if method == "frskd":
-        return FRSKDModel(backbone)
-    if method == "tfkd":
-        return TeacherFreeModel(backbone)
-    if method in ("kd", "tfkd_self", "isl"):
-        if not options.get("teacher"):
-            raise ValueError(
-                f"Method {method} needs a teacher: a .keras file (CLI: --teacher PATH); for tfkd_self, "
-                "a model of the student's architecture trained with --method standard."
-            )
-        kd_keys = ("teacher", "alpha", "temperature", "teacher_targets")
-        return TeacherDistillationModel(backbone, **{k: options[k] for k in kd_keys if options.get(k) is not None})
-    if method == "dml":
-        return MutualLearningModel(backbone, num_peers=options.get("num_peers", 2))
-    if method == "il":
-        return IntrospectiveModel(backbone, **il_options(**options))
-    raise ValueError(f"Unknown method {method!r}; choose one of {METHODS}.")
+    spec = registry.get(method)
+    options = spec.resolve(**(options or {}))
+    strategy = strategy or tf.distribute.get_strategy()
+    multiworker = is_multiworker(strategy)
+    if multiworker and spec.curriculum:
+        raise registry.OptionError(
+            f"Method {method} reorders the training set every phase through a Keras callback, which the "
+            "multi-worker loop does not run; train it with --strategy mirrored (one machine) instead."
+        )
+    keras.utils.set_random_seed(seed)
+    splits = make_splits(arrays, protocol, seed)
+    if spec.teacher:
+        check_teacher_normalization(teacher, splits)
+    batch_size = protocol.batch_size
+    # fit_distributed runs whole global batches on every worker.
+    steps = splits.num_train // batch_size if multiworker else -(-splits.num_train // batch_size)
+    with strategy.scope():
+        backbone = architectures.get(protocol.arch, splits.num_classes, splits.input_shape,
+                                     bn_momentum=protocol.bn_momentum)
+        if protocol.sync_bn:
+            backbone = synchronize_batchnorm(backbone)
+        model = spec.build(backbone, teacher=teacher, **options)
+        model.compile(optimizer=sgd(protocol.lr, protocol.epochs, steps, weight_decay=protocol.weight_decay,
+                                    schedule=protocol.schedule), metrics=["accuracy"])
+    if multiworker:
+        def dataset_fn(context, epoch):
+            examples = splits.train_examples.shard(context.num_input_pipelines, context.input_pipeline_id)
+            return examples.batch(context.get_per_replica_batch_size(batch_size), drop_remainder=True)
+
+        history = fit_distributed(model, dataset_fn, protocol.epochs, steps, strategy, checkpoint_dir,
+                                  verbose=verbose)
+    else:
+        history = fit(model, method, splits, protocol.epochs, verbose=verbose, callbacks=callbacks)
+    return model, splits, history
 
 
-IL_DEFAULTS = dict(
-    explainer="cam",
-    layer=None,
-    relu=False,
-    form="mass",
-    similarity="cosine",
-    center=True,
-    target_temperature=0.1,
-    epsilon=0.1,
-    alpha=0.5,
-    temperature=1.0,
-    explained_classes="all",
-    warmup_epochs=5,
-    ramp_epochs=5,
-)
+def fit(model, method, splits, epochs, verbose=1, callbacks=()):
+    """`model.fit` on `splits` the way `method` trains; returns the history dict.
 
-
-def il_options(**options):
-    """Flat IL options (as the CLI takes them) → `IntrospectiveModel` kwargs."""
-    unknown = set(options) - set(IL_DEFAULTS)
-    if unknown:
-        raise ValueError(f"Unknown introspective-learning options: {sorted(unknown)}.")
-    o = {**IL_DEFAULTS, **{k: v for k, v in options.items() if v is not None}}
-    explainer = explainer_lib.get(o["explainer"])
-    if hasattr(explainer, "relu"):
-        explainer.relu = bool(o["relu"])
-    if o["layer"] is not None:
-        if not hasattr(explainer, "layer"):
-            raise ValueError(f"The {o['explainer']} explainer has no layer to choose; drop --layer.")
-        explainer.layer = o["layer"]
-    targets = ExplanationSoftTargets(
-        form=o["form"], similarity=o["similarity"], center=o["center"],
-        temperature=o["target_temperature"], epsilon=o["epsilon"],
-    )
-    return dict(
-        explainer=explainer, soft_targets=targets, alpha=o["alpha"], temperature=o["temperature"],
-        explained_classes=o["explained_classes"], warmup_epochs=o["warmup_epochs"],
-        ramp_epochs=o["ramp_epochs"],
-    )
-
-
-def train(model, method, splits, epochs, verbose=1, callbacks=()):
-    """Fit `model` on `splits` the way `method` trains; returns the history dict.
-
-    Every method uses `model.fit`; `"isl"` feeds it through an
+    Methods with a curriculum (ISL) are fed through an
     `InstanceSequenceCurriculum` (same number of steps per epoch).
     """
     callbacks = list(callbacks)
-    data = splits.train
-    if method == "isl":
+    train = splits.train
+    if registry.get(method).curriculum:
         curriculum = InstanceSequenceCurriculum(
             splits.x_train, splits.y_train, splits.batch_size, epochs, phases=min(4, max(2, epochs)),
             augment=splits.augment,
         )
-        data = curriculum.dataset()
+        train = curriculum.dataset()
         callbacks.append(curriculum)
-    history = model.fit(data, validation_data=splits.test, epochs=epochs, verbose=verbose, callbacks=callbacks)
+    history = model.fit(train, validation_data=splits.test, epochs=epochs, verbose=verbose, callbacks=callbacks)
     return history.history
+
+
+__all__ = ["METHODS", "SCHEDULES", "build_method", "fit", "make_splits", "sgd", "train_method"]

@@ -8,6 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CIFAR_ARCHIVE = pathlib.Path(
@@ -15,8 +16,14 @@ CIFAR_ARCHIVE = pathlib.Path(
 )
 
 
+SOFTMAX_HEADS = ("dense", "dense_tf", "layer", "lambda", "activation_fn")
+
+
 def tiny_backbone(num_classes=5, softmax=None, seed=0, batchnorm=False, input_shape=(8, 8, 3)):
-    """A small Functional classifier: conv → (BN) → ReLU → features → GAP → Dense."""
+    """A small Functional classifier: conv → (BN) → ReLU → features → GAP → Dense.
+
+    `softmax` adds a softmax head of one of the kinds in `SOFTMAX_HEADS`.
+    """
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(input_shape, name="images")
     x = keras.layers.Conv2D(6, 3, padding="same", name="conv1")(inputs)
@@ -28,9 +35,14 @@ def tiny_backbone(num_classes=5, softmax=None, seed=0, batchnorm=False, input_sh
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     if softmax == "dense":
         outputs = keras.layers.Dense(num_classes, activation="softmax", name="logits")(x)
-    elif softmax == "layer":
+    elif softmax == "dense_tf":  # the function is named softmax_v2
+        outputs = keras.layers.Dense(num_classes, activation=tf.nn.softmax, name="logits")(x)
+    elif softmax in ("layer", "lambda", "activation_fn"):
         x = keras.layers.Dense(num_classes, name="logits")(x)
-        outputs = keras.layers.Softmax(name="probabilities")(x)
+        head = {"layer": keras.layers.Softmax(name="probabilities"),
+                "lambda": keras.layers.Lambda(lambda z: tf.nn.softmax(z), name="probabilities"),
+                "activation_fn": keras.layers.Activation(tf.nn.softmax, name="probabilities")}[softmax]
+        outputs = head(x)
     else:
         outputs = keras.layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name="tiny")

@@ -58,8 +58,8 @@ def test_grad_cam_matches_tf_explain(backbone, images, layer):
 
 
 def test_grad_cam_finds_last_spatial_layer(backbone, images):
-    explainer = explainers.GradCAM()
-    assert explainer.bind(backbone) == "features"
+    explainer = explainers.GradCAM(relu=True)
+    assert explainer.source_layer(backbone) == "features"
     relu_maps = explainer(backbone, images).numpy()
     raw = explainers.GradCAM(relu=False)(backbone, images).numpy()
     np.testing.assert_allclose(relu_maps, np.maximum(raw, 0.0), atol=ATOL)
@@ -161,7 +161,24 @@ def test_explainer_errors(backbone, images):
 
 def test_explainers_run_in_tf_function_and_xla(backbone, images):
     explainer = explainers.GradCAM(relu=False)
-    explainer.bind(backbone)
-    eager = explainer.explain_batch(tf.constant(images), None).numpy()
-    compiled = tf.function(lambda x: explainer.explain_batch(x, None), jit_compile=True)
+    eager = explainer.explain_batch(backbone, tf.constant(images), None).numpy()
+    compiled = tf.function(lambda x: explainer.explain_batch(backbone, x, None), jit_compile=True)
     np.testing.assert_allclose(compiled(tf.constant(images)).numpy(), eager, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["cam", "grad_cam", "vanilla_gradients"])
+def test_one_explainer_serves_several_models(images, name):
+    """An explainer holds no model: shared by two models, each gets its own maps."""
+    first, second = tiny_backbone(seed=1), tiny_backbone(seed=2)
+    shared = explainers.get(name)
+    alone = [explainers.get(name)(m, images).numpy() for m in (first, second)]
+    interleaved = [shared(first, images).numpy(), shared(second, images).numpy(), shared(first, images).numpy()]
+    np.testing.assert_allclose(interleaved[0], alone[0], atol=ATOL)
+    np.testing.assert_allclose(interleaved[1], alone[1], atol=ATOL)
+    np.testing.assert_allclose(interleaved[2], alone[0], atol=ATOL)
+    assert not np.allclose(alone[0], alone[1], atol=1e-3)
+
+
+def test_explainer_defaults_are_signed_maps():
+    assert explainers.CAM().relu is False and explainers.get("cam").relu is False
+    assert explainers.GradCAM().relu is False and explainers.get("grad_cam").relu is False

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_backbone
+from conftest import SOFTMAX_HEADS, tiny_backbone
 
 import keras_introspect as ki
 from keras_introspect import backbones, explainers
@@ -152,16 +152,33 @@ def test_warmup_and_ramp_schedule_alpha():
     assert history.history["loss"][0] == pytest.approx(history.history["cross_entropy"][0], rel=1e-5)
 
 
-def test_softmax_backbone_uses_logits(images, labels):
-    for kind in ("dense", "layer"):
-        logits_model = make_model(tiny_backbone(seed=4))
-        softmax_model = make_model(tiny_backbone(seed=4, softmax=kind))
-        np.testing.assert_allclose(
-            softmax_model.soft_targets(images, labels).numpy(),
-            logits_model.soft_targets(images, labels).numpy(), atol=1e-5,
-        )
-        probabilities = softmax_model.predict(images, verbose=0)
-        np.testing.assert_allclose(probabilities.sum(-1), 1.0, atol=1e-5)
+@pytest.mark.parametrize("kind", SOFTMAX_HEADS)
+def test_softmax_backbone_uses_logits(images, labels, kind):
+    """Every way of writing a softmax head is recognised by what it computes, not by its name."""
+    logits_model = make_model(tiny_backbone(seed=4))
+    softmax_model = make_model(tiny_backbone(seed=4, softmax=kind))
+    assert softmax_model.has_softmax and not logits_model.has_softmax
+    np.testing.assert_allclose(
+        softmax_model.soft_targets(images, labels).numpy(),
+        logits_model.soft_targets(images, labels).numpy(), atol=1e-5,
+    )
+    probabilities = softmax_model.predict(images, verbose=0)
+    np.testing.assert_allclose(probabilities, tf.nn.softmax(logits_model.predict(images, verbose=0)), atol=1e-5)
+    # Training distils and evaluates the logits: the same step as the logits head.
+    for model in (logits_model, softmax_model):
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+    a = logits_model.train_on_batch(images, labels, return_dict=True)["loss"]
+    b = softmax_model.train_on_batch(images, labels, return_dict=True)["loss"]
+    assert a == pytest.approx(b, rel=1e-5)
+
+
+def test_probability_heads_whose_logits_cannot_be_recovered_are_refused():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    # A softmax followed by an identity: outputs are probabilities, the last layer is not a softmax.
+    probabilities = keras.layers.Lambda(lambda p: p * 1.0)(keras.layers.Dense(5, activation="softmax")(x))
+    with pytest.raises(backbones.BackboneError, match="outputs probabilities"):
+        ki.IntrospectiveModel(keras.Model(inputs, probabilities))
 
 
 def test_explain_shapes(images):
@@ -249,13 +266,27 @@ def test_unsupported_backbones_are_rejected(images):
         ki.IntrospectiveModel("resnet20")
 
 
-def test_recipe_defaults_match_model_defaults():
-    from keras_introspect import recipes
+@pytest.mark.parametrize("explainer", [None, "cam", "grad_cam", "vanilla_gradients"])
+def test_registry_defaults_match_model_defaults(explainer):
+    """One name, one meaning: the class, the registry and the command line build the same model."""
+    from keras_introspect.methods import registry
 
-    a = ki.IntrospectiveModel(tiny_backbone()).get_config()
-    b = recipes.build_method("il", tiny_backbone()).get_config()
+    given = {} if explainer is None else {"explainer": explainer}
+    a = ki.IntrospectiveModel(tiny_backbone(), **given).get_config()
+    b = registry.build_method("il", tiny_backbone(), **given).get_config()
     for key in ("explainer", "soft_targets", "alpha", "temperature", "explained_classes", "warmup_epochs", "ramp_epochs"):
         assert a[key] == b[key], key
+
+
+def test_a_shared_explainer_keeps_each_models_targets(images, labels):
+    """One CAM instance given to two models: each model's soft targets use its own kernel."""
+    shared = explainers.CAM()
+    first = make_model(tiny_backbone(seed=1), explainer=shared)
+    before = first.soft_targets(images, labels).numpy()
+    second = make_model(tiny_backbone(seed=2), explainer=shared)
+    second.explain(images)
+    np.testing.assert_allclose(first.soft_targets(images, labels).numpy(), before, atol=1e-6)
+    np.testing.assert_allclose(before, hand_targets(first.backbone, images, labels), atol=1e-5)
 
 
 def test_nontarget_distillation_matches_hand_computation(images, labels):

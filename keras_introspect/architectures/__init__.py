@@ -12,6 +12,7 @@ from keras_introspect.architectures.resnet_cifar import (
     resnet_cifar,
 )
 from keras_introspect.architectures.wide_resnet import wide_resnet, wrn16_2, wrn40_2
+from keras_introspect.errors import InputError
 
 ARCHITECTURES = {
     "resnet20": resnet20,
@@ -51,10 +52,10 @@ def set_batchnorm_momentum(model, momentum):
         >>> backbone = set_batchnorm_momentum(resnet20(10), 0.9)
     """
     if not 0.0 <= momentum < 1.0:
-        raise ValueError(f"BatchNormalization momentum must be in [0, 1), got {momentum}.")
+        raise InputError(f"BatchNormalization momentum must be in [0, 1), got {momentum}.")
     layers = [layer for layer in _all_layers(model) if isinstance(layer, keras.layers.BatchNormalization)]
     if not layers:
-        raise ValueError(f"Model {model.name!r} has no BatchNormalization layer to set the momentum of.")
+        raise InputError(f"Model {model.name!r} has no BatchNormalization layer to set the momentum of.")
     for layer in layers:
         layer.momentum = float(momentum)
     return model
@@ -76,7 +77,7 @@ def get(name, num_classes, input_shape, bn_momentum=None):
     elif key.startswith("resnet") and key[6:].isdigit():
         model = resnet_cifar(int(key[6:]), num_classes, input_shape=input_shape)
     else:
-        raise ValueError(f"Unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}.")
+        raise InputError(f"Unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}.")
     return model if bn_momentum is None else set_batchnorm_momentum(model, bn_momentum)
 
 

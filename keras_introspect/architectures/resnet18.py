@@ -16,6 +16,7 @@ import keras
 from keras import layers
 
 from keras_introspect.architectures.resnet_cifar import basic_block, classifier_head, conv_bn
+from keras_introspect.errors import InputError
 
 STEMS = ("cifar", "imagenet")
 
@@ -40,9 +41,9 @@ def resnet18(num_classes=10, input_shape=(32, 32, 3), stem=None, width=64, name=
     if stem is None:
         stem = "imagenet" if min(input_shape[:2]) >= 64 else "cifar"
     if stem not in STEMS:
-        raise ValueError(f"Unknown ResNet-18 stem {stem!r}; choose one of {STEMS}.")
+        raise InputError(f"Unknown ResNet-18 stem {stem!r}; choose one of {STEMS}.")
     if int(width) < 1:
-        raise ValueError(f"width must be >= 1, got {width}.")
+        raise InputError(f"width must be >= 1, got {width}.")
     width = int(width)
     inputs = keras.Input(input_shape, name="images")
     if stem == "cifar":

@@ -10,6 +10,7 @@ custom code; it adds 0.6% parameters to ResNet-20.
 
 import keras
 from keras import layers
+from keras_introspect.errors import InputError
 
 
 def conv_bn(x, filters, kernel_size, strides, name, activation=True):
@@ -61,7 +62,7 @@ def resnet_cifar(depth, num_classes=10, input_shape=(32, 32, 3), width=1, name=N
         is `features` (input of the GAP head).
     """
     if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"A CIFAR ResNet has depth 6n + 2 (20, 32, 56, 110, ...); got {depth}.")
+        raise InputError(f"A CIFAR ResNet has depth 6n + 2 (20, 32, 56, 110, ...); got {depth}.")
     blocks = (depth - 2) // 6
     inputs = keras.Input(input_shape, name="images")
     x = conv_bn(inputs, 16 * width, 3, 1, "stem")

@@ -4,6 +4,7 @@ import keras
 from keras import layers
 
 from keras_introspect.architectures.resnet_cifar import classifier_head
+from keras_introspect.errors import InputError
 
 
 def _bn_relu(x, name):
@@ -36,7 +37,7 @@ def wide_resnet(depth, widen, num_classes=10, input_shape=(32, 32, 3), name=None
         A Functional `keras.Model`; its last spatial layer is `features`.
     """
     if depth < 10 or (depth - 4) % 6:
-        raise ValueError(f"A Wide ResNet has depth 6n + 4 (16, 28, 40, ...); got {depth}.")
+        raise InputError(f"A Wide ResNet has depth 6n + 4 (16, 28, 40, ...); got {depth}.")
     blocks = (depth - 4) // 6
     inputs = keras.Input(input_shape, name="images")
     x = _conv(inputs, 16, 3, 1, "stem_conv")

@@ -14,6 +14,7 @@
 """
 
 import dataclasses
+from keras_introspect.errors import InputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Protocol:
     augment: bool = True
     teacher_arch: str | None = None  # default: the student's architecture
     teacher_epochs_factor: int = 2  # the teacher trains this many times longer
+    bn_momentum: float | None = None  # None: Keras's 0.99
+    sync_bn: bool = False  # synchronize BatchNorm statistics across replicas
 
 
 PROTOCOLS = {
@@ -44,6 +47,6 @@ PROTOCOLS = {
 def get(name, **overrides):
     """A protocol by name, with fields overridden (e.g. `dataset=PATH`)."""
     if name not in PROTOCOLS:
-        raise ValueError(f"Unknown protocol {name!r}; choose one of {sorted(PROTOCOLS)}.")
+        raise InputError(f"Unknown protocol {name!r}; choose one of {sorted(PROTOCOLS)}.")
     overrides = {k: v for k, v in overrides.items() if v is not None}
     return dataclasses.replace(PROTOCOLS[name], **overrides)

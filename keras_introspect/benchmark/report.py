@@ -6,6 +6,7 @@ import json
 import os
 import re
 import statistics
+from keras_introspect.errors import InputError
 
 
 def load(path):
@@ -175,6 +176,6 @@ def update_doc(path, name, text):
         doc = f.read()
     pattern = re.compile(rf"(<!-- results:{name}:begin -->\n).*?(\n<!-- results:{name}:end -->)", re.S)
     if not pattern.search(doc):
-        raise ValueError(f"{path} has no <!-- results:{name}:begin/end --> markers")
+        raise InputError(f"{path} has no <!-- results:{name}:begin/end --> markers")
     with open(path, "w") as f:
         f.write(pattern.sub(lambda m: m.group(1) + text + m.group(2), doc))

@@ -1,7 +1,6 @@
 """Run methods × seeds on one protocol and collect comparable results."""
 
 import dataclasses
-import json
 import os
 import platform
 import subprocess
@@ -12,10 +11,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_introspect import architectures, data, recipes
+from keras_introspect import recipes
+from keras_introspect.methods import registry
+from keras_introspect.recipes import check_teacher_normalization  # noqa: F401  (re-exported)
 from keras_introspect.metrics import expected_calibration_error
 
-TEACHER_METHODS = ("kd", "tfkd_self", "isl")
+TEACHER_METHODS = tuple(name for name, spec in registry.METHODS.items() if spec.teacher)
 
 
 class StepTimer(keras.callbacks.Callback):
@@ -52,24 +53,6 @@ def provenance():
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
     }
-
-
-def _fit(arrays, protocol, method, options, seed, teacher=None, verbose=2, callbacks=()):
-    """Build, compile and train one method under `protocol`; the shared part of every run."""
-    keras.utils.set_random_seed(seed)
-    splits = data.make_pipelines(arrays, batch_size=protocol.batch_size, augment=protocol.augment,
-                                 train_size=protocol.train_size, seed=seed, subset_seed=0)
-    backbone = architectures.get(protocol.arch, splits.num_classes, splits.input_shape)
-    extra = {}
-    if method in TEACHER_METHODS:
-        check_teacher_normalization(teacher, splits)
-        extra = {"teacher": teacher}
-    model = recipes.build_method(method, backbone, **options, **extra)
-    steps = -(-splits.num_train // protocol.batch_size)
-    model.compile(optimizer=recipes.sgd(protocol.lr, protocol.epochs, steps, weight_decay=protocol.weight_decay,
-                                        schedule=protocol.schedule), metrics=["accuracy"])
-    history = recipes.train(model, method, splits, protocol.epochs, verbose=verbose, callbacks=callbacks)
-    return model, splits, history
 
 
 def resumable(backup_dir):
@@ -116,8 +99,8 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
     Args:
         arrays: `ArrayData` of the protocol's dataset.
         protocol: a `Protocol`.
-        method: a `recipes.METHODS` name.
-        options: method options (`recipes.build_method`).
+        method: a `methods.registry.METHODS` name.
+        options: the method's options (`methods.registry`).
         seed: seed of initialization, data order and augmentation (the
             training subset is always drawn with seed 0, the same for all).
         config: the configuration's name in reports (default: `method`).
@@ -133,7 +116,9 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
         extra, read_history = resumable(backup_dir)
         callbacks += extra
     start = time.time()
-    model, splits, history = _fit(arrays, protocol, method, options, seed, teacher, verbose, callbacks)
+    model, splits, history = recipes.train_method(arrays, protocol, method, options, seed,
+                                                  teacher=teacher if registry.get(method).teacher else None,
+                                                  callbacks=callbacks, verbose=verbose)
     if backup_dir is not None:
         history = read_history()
     accuracies = history["val_accuracy"]
@@ -160,38 +145,6 @@ def test_probabilities(model, dataset):
     return outputs if model.has_softmax else tf.nn.softmax(outputs).numpy()
 
 
-def check_teacher_normalization(teacher, splits):
-    """Refuse a teacher file trained on differently normalized inputs.
-
-    A teacher sees the student's normalized batches; with other statistics
-    its BatchNorm layers (in inference mode) are off and its soft labels
-    quietly degrade. The statistics are read from the `metrics.json`
-    (`keras-introspect train`) or `teacher.json` (`keras-introspect
-    benchmark`) beside the file; without either there is nothing to check.
-    """
-    if not isinstance(teacher, str):
-        return
-    directory = os.path.dirname(os.path.abspath(teacher))
-    for name in ("metrics.json", "teacher.json"):
-        path = os.path.join(directory, name)
-        if os.path.exists(path):
-            with open(path) as f:
-                recorded = json.load(f).get("normalization")
-            break
-    else:
-        return
-    if recorded is None:
-        return
-    for key in ("mean", "std"):
-        # 2%: statistics of the same data agree far closer; another data set or scale does not.
-        if not np.allclose(recorded[key], getattr(splits, key), rtol=0.02):
-            raise ValueError(
-                f"The teacher {teacher!r} was trained with input normalization {key} {recorded[key]} "
-                f"(from {path}); this run normalizes with {getattr(splits, key).tolist()}. "
-                "Retrain the teacher with the current data pipeline."
-            )
-
-
 def train_teacher(arrays, protocol, path, seed=0, verbose=2):
     """Train the protocol's teacher (standard training, longer) and save it to `path`."""
     teacher_protocol = dataclasses.replace(
@@ -199,7 +152,7 @@ def train_teacher(arrays, protocol, path, seed=0, verbose=2):
         arch=protocol.teacher_arch or protocol.arch,
         epochs=protocol.epochs * protocol.teacher_epochs_factor,
     )
-    model, splits, history = _fit(arrays, teacher_protocol, "standard", {}, seed, verbose=verbose)
+    model, splits, history = recipes.train_method(arrays, teacher_protocol, "standard", {}, seed, verbose=verbose)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     model.save(path)
     return {"path": path, "arch": teacher_protocol.arch, "epochs": teacher_protocol.epochs,

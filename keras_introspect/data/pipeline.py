@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_introspect.data import sources
+from keras_introspect.errors import InputError
 
 
 @dataclasses.dataclass
@@ -96,7 +97,7 @@ def make_pipelines(arrays, batch_size=128, augment=True, train_size=None, seed=0
         `DataSplits`.
     """
     if int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        raise InputError(f"batch_size must be >= 1, got {batch_size}.")
     subset_seed = seed if subset_seed is None else subset_seed
     x_train, y_train = sources.stratified_subset(arrays.x_train, arrays.y_train, train_size, subset_seed)
     x_train = x_train.astype("float32")

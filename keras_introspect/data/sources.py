@@ -10,9 +10,10 @@ import dataclasses
 import os
 
 import numpy as np
+from keras_introspect.errors import InputError
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(InputError, FileNotFoundError):
     """Raised when a dataset is neither on disk nor downloadable."""
 
 
@@ -132,7 +133,7 @@ def stratified_subset(x, y, size, seed=0):
     if size is None or size >= len(y):
         return x, y
     if size < 1:
-        raise ValueError(f"train_size must be >= 1, got {size}.")
+        raise InputError(f"train_size must be >= 1, got {size}.")
     from sklearn.model_selection import train_test_split
 
     x_sub, _, y_sub, _ = train_test_split(x, y, train_size=int(size), random_state=seed, stratify=y)

@@ -5,6 +5,7 @@ import os
 
 import keras
 import tensorflow as tf
+from keras_introspect.errors import InputError
 
 STRATEGIES = ("auto", "one", "mirrored", "multiworker", "tpu")
 
@@ -23,7 +24,7 @@ def get_strategy(name="auto"):
             `tpu` without a TPU.
     """
     if name not in STRATEGIES:
-        raise ValueError(f"Unknown strategy {name!r}; choose one of {STRATEGIES}.")
+        raise InputError(f"Unknown strategy {name!r}; choose one of {STRATEGIES}.")
     if name == "auto":
         gpus = tf.config.list_logical_devices("GPU")
         return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
@@ -34,7 +35,7 @@ def get_strategy(name="auto"):
         return tf.distribute.MirroredStrategy()
     if name == "multiworker":
         if "TF_CONFIG" not in os.environ:
-            raise ValueError(
+            raise InputError(
                 "--strategy multiworker needs the TF_CONFIG environment variable describing the "
                 'cluster, e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, "task": '
                 '{"type": "worker", "index": 0}} (see docs/distributed.md).'
@@ -46,7 +47,7 @@ def get_strategy(name="auto"):
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
     except (ValueError, tf.errors.NotFoundError) as error:
-        raise ValueError(f"--strategy tpu: no TPU found ({error}).") from None
+        raise InputError(f"--strategy tpu: no TPU found ({error}).") from None
     return tf.distribute.TPUStrategy(resolver)
 
 

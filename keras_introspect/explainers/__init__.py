@@ -19,6 +19,7 @@ from keras_introspect.explainers.gradient_input import GradientInput
 from keras_introspect.explainers.integrated_gradients import IntegratedGradients
 from keras_introspect.explainers.smoothgrad import SmoothGrad
 from keras_introspect.explainers.vanilla_gradients import VanillaGradients
+from keras_introspect.errors import InputError
 
 ALIASES = {
     "cam": CAM,
@@ -40,13 +41,13 @@ def get(identifier):
     if isinstance(identifier, str):
         key = identifier.lower().replace("-", "_")
         if key not in ALIASES:
-            raise ValueError(
+            raise InputError(
                 f"Unknown explainer {identifier!r}; choose one of {sorted(set(ALIASES))}."
             )
         return ALIASES[key]()
     if isinstance(identifier, dict):
         return keras.saving.deserialize_keras_object(identifier)
-    raise ValueError(f"Cannot interpret {identifier!r} as an explainer.")
+    raise InputError(f"Cannot interpret {identifier!r} as an explainer.")
 
 
 __all__ = [

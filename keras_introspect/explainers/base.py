@@ -17,6 +17,7 @@ import keras
 import tensorflow as tf
 
 from keras_introspect import backbones
+from keras_introspect.errors import InputError
 
 SCORES = ("logit", "log_probability")
 
@@ -28,7 +29,7 @@ def class_scores(logits, score):
         return logits
     if score == "log_probability":
         return tf.nn.log_softmax(logits, axis=-1)
-    raise ValueError(f"Unknown score {score!r}; expected one of {SCORES}.")
+    raise InputError(f"Unknown score {score!r}; expected one of {SCORES}.")
 
 
 def selected_scores(scores, classes):
@@ -75,10 +76,12 @@ def per_class_gradients(tape, logits, score, source, classes):
 class Explainer:
     """Base class: computes per-class explanation maps.
 
-    Subclasses set `source_kind` (`"input"` or `"layer"`) and implement
-    `maps_from_tape`. Explainers that need several forward passes (SmoothGrad,
-    Integrated Gradients) set `offline_only = True` and implement
-    `explain_batch` instead.
+    An explainer holds only its own settings, never a model: one instance can
+    explain any number of models, in turn or at once (the model is an
+    argument of every call). Subclasses set `source_kind` (`"input"` or
+    `"layer"`) and implement `maps_from_tape`. Explainers that need several
+    forward passes (SmoothGrad, Integrated Gradients) set
+    `offline_only = True` and implement `explain_batch` instead.
 
     Args:
         score: `"logit"` (default) or `"log_probability"`.
@@ -89,46 +92,16 @@ class Explainer:
 
     def __init__(self, score="logit"):
         if score not in SCORES:
-            raise ValueError(f"Unknown score {score!r}; expected one of {SCORES}.")
+            raise InputError(f"Unknown score {score!r}; expected one of {SCORES}.")
         self.score = score
-        self._backbone = None
-        self._tap = None
-
-    # -- binding to a model -------------------------------------------------
-    def bind(self, backbone):
-        """Attach to a backbone and resolve layers; returns the layer to tap.
-
-        Returns:
-            The name of the layer whose output is the gradient source, or
-            `None` when the source is the input.
-        """
-        backbones.check_classifier(backbone)
-        self._backbone = backbone
-        self._tap = None
-        return self.source_layer(backbone)
 
     def source_layer(self, backbone):
+        """The name of the layer whose output is the gradient source, or `None` for the input."""
         del backbone
         return None
 
-    @property
-    def backbone(self):
-        if self._backbone is None:
-            raise RuntimeError(
-                f"{type(self).__name__} is not bound to a model; call "
-                "explainer.bind(model) or explainer(model, images)."
-            )
-        return self._backbone
-
-    def _tap_model(self):
-        if self._tap is None:
-            layer = self.source_layer(self.backbone)
-            names = () if layer is None else (layer,)
-            self._tap = backbones.tap_model(self.backbone, names)
-        return self._tap
-
     # -- the in-graph path --------------------------------------------------
-    def maps_from_tape(self, tape, source, logits, classes=None):
+    def maps_from_tape(self, tape, source, logits, classes=None, backbone=None):
         """Per-class maps from a pass already recorded on a persistent tape.
 
         Args:
@@ -137,6 +110,7 @@ class Explainer:
             source: the input batch or the tapped layer's output.
             logits: `(batch, num_classes)` pre-softmax logits of that pass.
             classes: `None` (every class) or int `(batch, k)` class indices.
+            backbone: the model that made the pass (CAM reads its head).
 
         Returns:
             `(batch, k, ...)` float32 maps.
@@ -157,40 +131,33 @@ class Explainer:
         Returns:
             `(batch, k, ...)` float32 tensor of maps.
         """
-        self.ensure_bound(model)
+        backbone = graph_backbone(model)
         images = tf.convert_to_tensor(images)
         images = tf.cast(images, keras.backend.floatx() if not images.dtype.is_floating else images.dtype)
-        classes = normalize_classes(classes, tf.shape(images)[0], self.num_classes)
-        return self.explain_batch(images, classes)
+        classes = normalize_classes(classes, tf.shape(images)[0], num_classes(backbone))
+        return self.explain_batch(backbone, images, classes)
 
-    def ensure_bound(self, model):
-        """Bind to `model` (or a wrapper's `backbone`) unless already bound to it."""
-        model = getattr(model, "backbone", model)
-        if model is not self._backbone:
-            self.bind(model)
+    def tap(self, backbone):
+        """The backbone's view returning `[source layer output?, logits]` (cached per backbone)."""
+        layer = self.source_layer(backbone)
+        return backbones.cached_tap_model(backbone, () if layer is None else (layer,))
 
-    @property
-    def num_classes(self):
-        return int(self.backbone.outputs[0].shape[-1])
-
-    def explain_batch(self, images, classes):
+    def explain_batch(self, backbone, images, classes):
         """One inference-mode pass under a tape, then `maps_from_tape`."""
-        tap = self._tap_model()
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(images)
-            outputs = backbones.call_taps(tap, images)
-            if self.source_layer(self.backbone) is None:
-                source, logits = images, outputs[-1]
-            else:
-                source, logits = outputs[0], outputs[-1]
-        maps = self.maps_from_tape(tape, source, logits, classes)
+            outputs = backbones.call_taps(self.tap(backbone), images)
+            source = images if self.source_layer(backbone) is None else outputs[0]
+            logits = outputs[-1]
+        maps = self.maps_from_tape(tape, source, logits, classes, backbone=backbone)
         del tape
         return maps
 
-    def mean_gradients_over_copies(self, expanded, copies, classes=None):
+    def mean_gradients_over_copies(self, backbone, expanded, copies, classes=None):
         """Per-class input gradients on `copies` adjacent variants of each image, averaged.
 
         Args:
+            backbone: the classifier.
             expanded: `(batch * copies, ...)` inputs, each image's variants
                 adjacent (noisy copies, points on a path).
             copies: variants per image.
@@ -204,7 +171,7 @@ class Explainer:
             classes = tf.repeat(classes, copies, axis=0)
         with tf.GradientTape(persistent=True) as tape:
             tape.watch(expanded)
-            logits = backbones.call_taps(self._tap_model(), expanded)[-1]
+            logits = backbones.call_taps(backbones.cached_tap_model(backbone), expanded)[-1]
         grads = per_class_gradients(tape, logits, self.score, expanded, classes)
         del tape
         shape = tf.concat([[-1, copies], tf.shape(grads)[1:]], axis=0)
@@ -218,20 +185,31 @@ class Explainer:
         return cls(**config)
 
 
+def graph_backbone(model):
+    """The checked graph classifier of `model` (itself, or a library model's `backbone`)."""
+    backbone = getattr(model, "backbone", model)
+    backbones.check_classifier(backbone)
+    return backbone
+
+
+def num_classes(backbone):
+    return int(backbone.outputs[0].shape[-1])
+
+
 def normalize_classes(classes, batch_size, num_classes):
     """Turn the user's `classes` argument into `None` or an int32 `(batch, k)`."""
     if classes is None:
         return None
     classes = tf.convert_to_tensor(classes)
     if not classes.dtype.is_integer:
-        raise ValueError(f"classes must be integers, got dtype {classes.dtype.name}.")
+        raise InputError(f"classes must be integers, got dtype {classes.dtype.name}.")
     classes = tf.cast(classes, tf.int32)
     if classes.shape.rank == 0:
         classes = tf.fill([batch_size, 1], classes)
     elif classes.shape.rank == 1:
         classes = classes[:, None]
     elif classes.shape.rank != 2:
-        raise ValueError(
+        raise InputError(
             f"classes must be an int, (batch,) or (batch, k); got shape {classes.shape}."
         )
     tf.debugging.assert_non_negative(classes, message="class indices must be >= 0")

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_introspect import backbones
+from keras_introspect.errors import InputError
 from keras_introspect.explainers.base import Explainer
 
 
@@ -21,7 +22,10 @@ class CAM(Explainer):
     cheapest all-class explainer for the training step.
 
     Args:
-        relu: keep only positive evidence, as Grad-CAM does.
+        relu: keep only positive evidence, as the original CAM and Grad-CAM
+            do. Off by default: negative evidence ("this region argues against
+            class c") is what separates the maps of different classes, and a
+            signed map shows it (display it with a colormap centred on zero).
 
     Example:
     >>> maps = CAM()(model, images)            # (batch, classes, h, w)
@@ -29,19 +33,19 @@ class CAM(Explainer):
 
     source_kind = "layer"
 
-    def __init__(self, relu=True):
+    def __init__(self, relu=False):
         super().__init__(score="logit")
         self.relu = bool(relu)
-        self._dense = None
 
     def source_layer(self, backbone):
-        layer, self._dense = backbones.gap_dense_head(backbone)
-        return layer
+        return backbones.gap_dense_head(backbone)[0]
 
-    def maps_from_tape(self, tape, source, logits, classes=None):
+    def maps_from_tape(self, tape, source, logits, classes=None, backbone=None):
         del tape, logits
+        if backbone is None:
+            raise InputError("CAM reads the classifier's Dense kernel: pass backbone= to maps_from_tape.")
         features = tf.cast(source, tf.float32)
-        kernel = tf.cast(self._dense.kernel, tf.float32)  # (c, num_classes)
+        kernel = tf.cast(backbones.gap_dense_head(backbone)[1].kernel, tf.float32)  # (c, num_classes)
         area = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], tf.float32)
         if classes is None:
             maps = tf.einsum("bhwc,ck->bkhw", features, kernel)

@@ -16,9 +16,9 @@ class GradCAM(Explainer):
     Args:
         layer: name of the spatial layer to explain; `None` picks the last
             layer with a (batch, height, width, channels) output.
-        relu: keep only positive evidence (the original Grad-CAM). Similarities
-            between class maps are more informative without it, since negative
-            evidence separates classes.
+        relu: keep only positive evidence (the original Grad-CAM). Off by
+            default, as for `CAM`: similarities between class maps are more
+            informative with the negative evidence that separates classes.
         score: `"logit"` or `"log_probability"`.
 
     Example:
@@ -27,7 +27,7 @@ class GradCAM(Explainer):
 
     source_kind = "layer"
 
-    def __init__(self, layer=None, relu=True, score="logit"):
+    def __init__(self, layer=None, relu=False, score="logit"):
         super().__init__(score=score)
         self.layer = layer
         self.relu = bool(relu)
@@ -38,7 +38,7 @@ class GradCAM(Explainer):
         backbones.get_layer(backbone, self.layer)
         return self.layer
 
-    def maps_from_tape(self, tape, source, logits, classes=None):
+    def maps_from_tape(self, tape, source, logits, classes=None, backbone=None):
         grads = per_class_gradients(tape, logits, self.score, source, classes)  # (B, K, h, w, c)
         weights = tf.reduce_mean(grads, axis=(2, 3))  # (B, K, c)
         features = tf.cast(source, tf.float32)

@@ -14,6 +14,6 @@ class GradientInput(VanillaGradients):
     >>> maps = GradientInput()(model, images)      # (batch, classes, H, W, C)
     """
 
-    def maps_from_tape(self, tape, source, logits, classes=None):
-        grads = super().maps_from_tape(tape, source, logits, classes)
+    def maps_from_tape(self, tape, source, logits, classes=None, backbone=None):
+        grads = super().maps_from_tape(tape, source, logits, classes, backbone)
         return grads * tf.cast(source, tf.float32)[:, None]

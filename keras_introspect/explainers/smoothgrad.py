@@ -3,7 +3,8 @@
 import keras
 import tensorflow as tf
 
-from keras_introspect.explainers.base import Explainer
+from keras_introspect.explainers.base import Explainer, graph_backbone
+from keras_introspect.errors import InputError
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -28,24 +29,24 @@ class SmoothGrad(Explainer):
     def __init__(self, num_samples=20, noise=0.1, seed=None, score="logit"):
         super().__init__(score=score)
         if int(num_samples) < 1:
-            raise ValueError(f"num_samples must be >= 1, got {num_samples}.")
+            raise InputError(f"num_samples must be >= 1, got {num_samples}.")
         self.num_samples = int(num_samples)
         self.noise = float(noise)
         self.seed = seed
 
-    def maps_from_tape(self, tape, source, logits, classes=None):
-        raise ValueError(
+    def maps_from_tape(self, tape, source, logits, classes=None, backbone=None):
+        raise InputError(
             "SmoothGrad needs several forward passes per image and cannot explain "
             "from a training step's single pass; use it offline, or train with "
             "VanillaGradients, GradientInput, GradCAM or CAM."
         )
 
-    def explain_batch(self, images, classes):
+    def explain_batch(self, backbone, images, classes):
         repeated = tf.repeat(images, self.num_samples, axis=0)
         noise = tf.random.normal(
             tf.shape(repeated), stddev=self.noise, dtype=repeated.dtype, seed=self.seed
         )
-        return self.average_gradients(self.backbone, repeated + noise, classes)
+        return self.average_gradients(backbone, repeated + noise, classes)
 
     def average_gradients(self, model, noisy_images, classes=None):
         """Mean per-class gradient over precomputed noisy copies.
@@ -59,8 +60,7 @@ class SmoothGrad(Explainer):
         Returns:
             `(batch, k, ...)` float32 maps.
         """
-        self.ensure_bound(model)
-        return self.mean_gradients_over_copies(noisy_images, self.num_samples, classes)
+        return self.mean_gradients_over_copies(graph_backbone(model), noisy_images, self.num_samples, classes)
 
     def get_config(self):
         return {

@@ -13,5 +13,5 @@ class VanillaGradients(Explainer):
     >>> maps = VanillaGradients()(model, images)   # (batch, classes, H, W, C)
     """
 
-    def maps_from_tape(self, tape, source, logits, classes=None):
+    def maps_from_tape(self, tape, source, logits, classes=None, backbone=None):
         return per_class_gradients(tape, logits, self.score, source, classes)

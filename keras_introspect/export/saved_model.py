@@ -20,7 +20,7 @@ def export_saved_model(model, path, explainer=None, normalization=None):
             backbone.
         path: output directory.
         explainer: the explainer for the `explain` signature; default the
-            model's own (`model.explainer`) or `CAM(relu=False)`.
+            model's own (`model.explainer`) or `CAM()`; an explainer or its name.
         normalization: optional `(mean, std)` per channel, as used in
             training (`DataSplits.mean`, `.std`). The signatures then take raw
             images (e.g. pixel values 0–255) and normalize them themselves.
@@ -37,8 +37,8 @@ def export_saved_model(model, path, explainer=None, normalization=None):
 
     backbone = getattr(model, "backbone", model)
     num_classes = backbones.check_classifier(backbone)
-    explainer = explainer or getattr(model, "explainer", None) or explainer_lib.CAM(relu=False)
-    explainer.bind(backbone)
+    explainer = explainer_lib.get(explainer or getattr(model, "explainer", None) or "cam")
+    explainer.source_layer(backbone)  # fails early for a backbone the explainer cannot read
     logits_view = backbones.tap_model(backbone)
     input_shape = tuple(backbone.inputs[0].shape[1:])
 
@@ -82,7 +82,7 @@ def export_saved_model(model, path, explainer=None, normalization=None):
         tf.debugging.assert_greater_equal(class_index, -1, message="class_index must be >= -1")
         predicted = tf.argmax(probs, axis=-1, output_type=tf.int32)
         chosen = tf.where(class_index < 0, predicted, class_index)
-        maps = explainer.explain_batch(images, chosen[:, None])[:, 0]
+        maps = explainer.explain_batch(backbone, images, chosen[:, None])[:, 0]
         return {"probabilities": probs, "class_index": chosen, "explanation": maps}
 
     archive.add_endpoint("serve", serve)

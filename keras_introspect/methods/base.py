@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from keras_introspect import backbones
 from keras_introspect import losses as loss_lib
+from keras_introspect.errors import InputError
 
 
 class EpochCounter(keras.callbacks.Callback):
@@ -91,7 +92,7 @@ class ClassifierTrainer(keras.Model):
             tf.errors.InvalidArgumentError: for integer labels out of range.
         """
         if y is None:
-            raise ValueError(
+            raise InputError(
                 f"{type(self).__name__} needs labels: pass (images, labels) to fit/evaluate."
             )
         y = tf.convert_to_tensor(y)
@@ -103,7 +104,7 @@ class ClassifierTrainer(keras.Model):
             labels = tf.cast(tf.reshape(y, [-1]), tf.int32)
             labels = check_label_range(labels, classes)
             return tf.one_hot(labels, classes, dtype=tf.float32), labels
-        raise ValueError(
+        raise InputError(
             f"Labels of shape {tuple(y.shape)} do not fit a {classes}-class model: "
             f"give integer labels of shape (batch,) or one-hot labels of shape (batch, {classes})."
         )
@@ -137,7 +138,7 @@ class ClassifierTrainer(keras.Model):
 
     def _check_no_compiled_loss(self):
         if getattr(self, "loss", None) is not None:
-            raise ValueError(
+            raise InputError(
                 f"{type(self).__name__} computes its own loss; compile it without "
                 f"`loss=` (got loss={self.loss!r}). Configure the method in its constructor."
             )
@@ -214,7 +215,7 @@ class ClassifierTrainer(keras.Model):
             if labels.ndim == 1 or labels.shape[-1] == 1:
                 labels = labels.reshape(-1)
                 if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
-                    raise ValueError(
+                    raise InputError(
                         f"labels must be in [0, {self.num_classes}); got values from "
                         f"{labels.min()} to {labels.max()}."
                     )

@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_introspect.data.pipeline import pad_crop_flip
+from keras_introspect.errors import InputError
 
 
 class InstanceSequenceCurriculum(keras.callbacks.Callback):
@@ -52,9 +53,9 @@ class InstanceSequenceCurriculum(keras.callbacks.Callback):
     def __init__(self, x, y, batch_size, epochs, phases=4, start_fraction=0.5, augment=True, seed=0):
         super().__init__()
         if phases < 2 or phases > epochs:
-            raise ValueError(f"phases must be between 2 and epochs ({epochs}), got {phases}.")
+            raise InputError(f"phases must be between 2 and epochs ({epochs}), got {phases}.")
         if not 0.0 < start_fraction <= 1.0:
-            raise ValueError(f"start_fraction must be in (0, 1], got {start_fraction}.")
+            raise InputError(f"start_fraction must be in (0, 1], got {start_fraction}.")
         self.x, self.y = np.asarray(x, "float32"), np.asarray(y, "int32")
         self.batch_size, self.epochs, self.phases = int(batch_size), int(epochs), int(phases)
         self.start_fraction, self.augment = float(start_fraction), bool(augment) and min(self.x.shape[1:3]) >= 16

@@ -18,6 +18,7 @@ from keras_introspect import explainers as explainer_lib
 from keras_introspect import losses as loss_lib
 from keras_introspect import soft_targets as targets_lib
 from keras_introspect.methods.base import ClassifierTrainer, maybe_stop_recording
+from keras_introspect.errors import InputError
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -27,7 +28,7 @@ class IntrospectiveModel(ClassifierTrainer):
     Args:
         backbone: Functional or Sequential classifier (logits or softmax).
         explainer: an `Explainer` or its name (`"cam"`, `"grad_cam"`,
-            `"vanilla_gradients"`, `"gradient_input"`); default `CAM(relu=False)`.
+            `"vanilla_gradients"`, `"gradient_input"`); default `CAM()` (signed maps).
             Offline-only explainers (SmoothGrad, Integrated Gradients) are rejected.
         soft_targets: an `ExplanationSoftTargets` (how similarities become q).
         alpha: weight a of the distillation term.
@@ -63,30 +64,30 @@ class IntrospectiveModel(ClassifierTrainer):
         **kwargs,
     ):
         super().__init__(backbone, **kwargs)
-        # CAM without the ReLU: free to compute, and negative evidence is what
+        # CAM (signed maps): free to compute, and negative evidence is what
         # tells the classes apart (docs/method.md).
-        self.explainer = explainer_lib.CAM(relu=False) if explainer is None else explainer_lib.get(explainer)
+        self.explainer = explainer_lib.get("cam" if explainer is None else explainer)
         if self.explainer.offline_only:
-            raise ValueError(
+            raise InputError(
                 f"{type(self.explainer).__name__} needs several forward passes and "
                 "cannot run inside the training step; choose cam, grad_cam, "
                 "vanilla_gradients or gradient_input."
             )
-        self.source_layer = self.explainer.bind(backbone)
+        self.source_layer = self.explainer.source_layer(backbone)
         if soft_targets is None:
             soft_targets = targets_lib.ExplanationSoftTargets()
         elif isinstance(soft_targets, dict):
             soft_targets = keras.saving.deserialize_keras_object(soft_targets)
         self.target_builder = soft_targets
         if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
+            raise InputError(f"alpha must be in [0, 1], got {alpha}.")
         if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}.")
+            raise InputError(f"temperature must be > 0, got {temperature}.")
         self.alpha = float(alpha)
         self.temperature = float(temperature)
         self.explained_classes = _check_explained_classes(explained_classes, self.num_classes)
         if warmup_epochs < 0 or ramp_epochs < 0:
-            raise ValueError("warmup_epochs and ramp_epochs must be >= 0.")
+            raise InputError("warmup_epochs and ramp_epochs must be >= 0.")
         self.warmup_epochs = int(warmup_epochs)
         self.ramp_epochs = int(ramp_epochs)
 
@@ -138,7 +139,7 @@ class IntrospectiveModel(ClassifierTrainer):
         source = x if self.source_layer is None else outputs[0]
         with maybe_stop_recording(tape):
             classes, reference = self._select_classes(tf.stop_gradient(logits), labels)
-            maps = self.explainer.maps_from_tape(inner, source, logits, classes)
+            maps = self.explainer.maps_from_tape(inner, source, logits, classes, backbone=self.backbone)
             q = self.target_builder(maps, reference)
             if classes is not None:
                 q = targets_lib.scatter_to_classes(q, classes, self.num_classes)
@@ -185,7 +186,7 @@ class IntrospectiveModel(ClassifierTrainer):
         """
         if isinstance(classes, str):
             if classes != "all":
-                raise ValueError(f"classes must be None, an int, an array or 'all'; got {classes!r}.")
+                raise InputError(f"classes must be None, an int, an array or 'all'; got {classes!r}.")
             return self.explainer(self.backbone, x, None)
         if classes is None:
             classes = tf.argmax(self.logits(x), axis=-1, output_type=tf.int32)
@@ -217,9 +218,9 @@ def _check_explained_classes(value, num_classes):
     if value == "all":
         return "all"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"explained_classes must be 'all' or an int, got {value!r}.")
+        raise InputError(f"explained_classes must be 'all' or an int, got {value!r}.")
     if not 1 <= value <= num_classes - 1:
-        raise ValueError(
+        raise InputError(
             f"explained_classes={value} must be between 1 and {num_classes - 1} "
             "(the number of non-true classes), or 'all'."
         )

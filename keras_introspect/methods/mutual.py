@@ -12,6 +12,7 @@ import tensorflow as tf
 from keras_introspect import backbones
 from keras_introspect import losses as loss_lib
 from keras_introspect.methods.base import ClassifierTrainer
+from keras_introspect.errors import InputError
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -35,11 +36,11 @@ class MutualLearningModel(ClassifierTrainer):
         super().__init__(backbone, **kwargs)
         if peers is None:
             if int(num_peers) < 2:
-                raise ValueError(f"num_peers must be >= 2, got {num_peers}.")
+                raise InputError(f"num_peers must be >= 2, got {num_peers}.")
             peers = [keras.models.clone_model(backbone) for _ in range(int(num_peers) - 1)]
         for peer in peers:
             if backbones.check_classifier(peer) != self.num_classes:
-                raise ValueError("Every peer must have as many classes as the backbone.")
+                raise InputError("Every peer must have as many classes as the backbone.")
         self.peers = list(peers)
         self._peer_views = backbones.Untracked([backbones.tap_model(peer) for peer in self.peers])
         self.temperature = float(temperature)

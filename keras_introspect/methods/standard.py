@@ -8,6 +8,7 @@
 import keras
 from keras_introspect import losses as loss_lib
 from keras_introspect.methods.base import ClassifierTrainer
+from keras_introspect.errors import InputError
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -29,9 +30,9 @@ class StandardModel(ClassifierTrainer):
     def __init__(self, backbone, label_smoothing=0.0, confidence_penalty=0.0, **kwargs):
         super().__init__(backbone, **kwargs)
         if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
+            raise InputError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
         if confidence_penalty < 0.0:
-            raise ValueError(f"confidence_penalty must be >= 0, got {confidence_penalty}.")
+            raise InputError(f"confidence_penalty must be >= 0, got {confidence_penalty}.")
         self.label_smoothing = float(label_smoothing)
         self.confidence_penalty = float(confidence_penalty)
 

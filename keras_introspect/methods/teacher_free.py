@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from keras_introspect import losses as loss_lib
 from keras_introspect.methods.base import ClassifierTrainer
+from keras_introspect.errors import InputError
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -41,11 +42,11 @@ class TeacherFreeModel(ClassifierTrainer):
     def __init__(self, backbone, correct_prob=0.99, temperature=20.0, alpha=0.1, multiplier=10.0, **kwargs):
         super().__init__(backbone, **kwargs)
         if not 0.0 < correct_prob < 1.0:
-            raise ValueError(f"correct_prob must be in (0, 1), got {correct_prob}.")
+            raise InputError(f"correct_prob must be in (0, 1), got {correct_prob}.")
         if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}.")
+            raise InputError(f"temperature must be > 0, got {temperature}.")
         if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
+            raise InputError(f"alpha must be in [0, 1], got {alpha}.")
         self.correct_prob = float(correct_prob)
         self.temperature = float(temperature)
         self.alpha = float(alpha)

@@ -27,6 +27,7 @@ import tensorflow as tf
 from keras_introspect import backbones
 from keras_introspect import losses as loss_lib
 from keras_introspect.methods.base import ClassifierTrainer
+from keras_introspect.errors import InputError
 
 TEACHER_TARGETS = ("teacher", "shuffled", "uniform")
 
@@ -37,7 +38,7 @@ def load_teacher(teacher):
         try:
             teacher = keras.saving.load_model(teacher)
         except (OSError, ValueError) as error:
-            raise ValueError(f"Cannot load the teacher from {teacher!r}: {error}") from None
+            raise InputError(f"Cannot load the teacher from {teacher!r}: {error}") from None
     return getattr(teacher, "backbone", teacher)
 
 
@@ -91,13 +92,13 @@ class TeacherDistillationModel(ClassifierTrainer):
         teacher = load_teacher(teacher)
         classes = backbones.check_classifier(teacher)
         if classes != self.num_classes:
-            raise ValueError(f"The teacher has {classes} classes, the student {self.num_classes}.")
+            raise InputError(f"The teacher has {classes} classes, the student {self.num_classes}.")
         if teacher_targets not in TEACHER_TARGETS:
-            raise ValueError(f"teacher_targets must be one of {TEACHER_TARGETS}, got {teacher_targets!r}.")
+            raise InputError(f"teacher_targets must be one of {TEACHER_TARGETS}, got {teacher_targets!r}.")
         if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"alpha must be in [0, 1], got {alpha}.")
+            raise InputError(f"alpha must be in [0, 1], got {alpha}.")
         if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}.")
+            raise InputError(f"temperature must be > 0, got {temperature}.")
         teacher.trainable = False
         self.teacher = teacher
         self._teacher_view = backbones.Untracked(backbones.tap_model(teacher))

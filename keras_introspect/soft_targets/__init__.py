@@ -2,9 +2,10 @@
 
 from keras_introspect.soft_targets import similarity
 from keras_introspect.soft_targets.targets import (
+    FORMS,
     ExplanationSoftTargets,
     entropy,
     scatter_to_classes,
 )
 
-__all__ = ["ExplanationSoftTargets", "entropy", "scatter_to_classes", "similarity"]
+__all__ = ["FORMS", "ExplanationSoftTargets", "entropy", "scatter_to_classes", "similarity"]

@@ -5,6 +5,7 @@ reference (true-class) map among the `k`, and return `(batch, k)` float32.
 """
 
 import tensorflow as tf
+from keras_introspect.errors import InputError
 
 EPSILON = 1e-8
 
@@ -60,5 +61,5 @@ def get(name):
     if callable(name):
         return name
     if name not in SIMILARITIES:
-        raise ValueError(f"Unknown similarity {name!r}; choose one of {sorted(SIMILARITIES)}.")
+        raise InputError(f"Unknown similarity {name!r}; choose one of {sorted(SIMILARITIES)}.")
     return SIMILARITIES[name]

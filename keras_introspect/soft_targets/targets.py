@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from keras_introspect.soft_targets import similarity as similarity_lib
+from keras_introspect.errors import InputError
 
 FORMS = ("mass", "softmax", "nontarget")
 
@@ -43,12 +44,12 @@ class ExplanationSoftTargets:
 
     def __init__(self, form="mass", similarity="cosine", center=True, temperature=0.1, epsilon=0.1):
         if form not in FORMS:
-            raise ValueError(f"Unknown soft-target form {form!r}; choose one of {FORMS}.")
+            raise InputError(f"Unknown soft-target form {form!r}; choose one of {FORMS}.")
         similarity_lib.get(similarity)
         if not temperature > 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}.")
+            raise InputError(f"temperature must be > 0, got {temperature}.")
         if not 0.0 <= epsilon < 1.0:
-            raise ValueError(f"epsilon must be in [0, 1), got {epsilon}.")
+            raise InputError(f"epsilon must be in [0, 1), got {epsilon}.")
         self.form = form
         self.similarity = similarity
         self.center = bool(center)
