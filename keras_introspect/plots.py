@@ -1,21 +1,31 @@
-"""Figures: training curves and a grid of images with their self-explanations."""
+"""Figures: training curves, and images overlaid with their self-explanations.
 
-import matplotlib
+Figures are built with matplotlib's object-oriented API (`Figure`), not with
+`pyplot`: no backend is chosen at import, no global figure list grows, and the
+returned figure displays in a notebook like any other.
+"""
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
+from matplotlib.figure import Figure
+
+SIGNED_CMAP = "RdBu_r"  # red: evidence for the class, blue: against; white at zero
 
 
 def plot_history(history, path=None, title=None):
     """Loss and accuracy curves (train and validation) from a Keras history dict.
 
+    Args:
+        history: a `History` or its `.history` dict.
+        path: save the figure there (PNG) when given.
+        title: the figure's title.
+
     Returns:
-        The matplotlib figure (saved to `path` when given).
+        The matplotlib `Figure`.
     """
     history = getattr(history, "history", history)
-    panels = [k for k in ("loss", "accuracy", "distillation", "target_true_mass") if k in history]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.2), squeeze=False)
+    panels = [k for k in ("loss", "accuracy", "alpha", "distillation", "target_true_mass") if k in history]
+    fig = Figure(figsize=(4 * len(panels), 3.2))
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, key in zip(axes[0], panels):
         epochs = np.arange(1, len(history[key]) + 1)
         ax.plot(epochs, history[key], label="train")
@@ -33,40 +43,72 @@ def plot_history(history, path=None, title=None):
     return fig
 
 
+def upsample(maps, size):
+    """Bilinear upsampling of `(n, h, w)` maps to `size = (H, W)` (e.g. CAM's 8×8 to the image's 32×32)."""
+    import tensorflow as tf
+
+    maps = np.asarray(maps, "float32")
+    return tf.image.resize(maps[..., None], size, method="bilinear").numpy()[..., 0]
+
+
+def show_explanation(ax, image, explanation, alpha=0.6, title=None):
+    """Draw `image` in grey with a signed `explanation` upsampled and overlaid, centred on zero.
+
+    Args:
+        ax: a matplotlib axis.
+        image: `(H, W)` or `(H, W, C)` image in [0, 1].
+        explanation: `(h, w)` map of any sign and scale.
+        alpha: opacity of the map.
+        title: the panel's title.
+
+    Returns:
+        The `AxesImage` of the map (for a colorbar).
+    """
+    image = np.squeeze(np.asarray(image, "float32"))
+    grey = image if image.ndim == 2 else image.mean(-1)
+    heat = upsample(np.asarray(explanation)[None], grey.shape[:2])[0]
+    limit = float(np.abs(heat).max()) or 1.0
+    ax.imshow(grey, cmap="gray", vmin=0.0, vmax=1.0)
+    shown = ax.imshow(heat, cmap=SIGNED_CMAP, vmin=-limit, vmax=limit, alpha=alpha)
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=8)
+    return shown
+
+
 def plot_explanations(images, maps, soft_targets, labels, class_names, path=None, predictions=None):
-    """One row per image: the image, its explanation, its soft target bar chart.
+    """One row per image: the image, its explanation overlaid on it, its soft target.
 
     Args:
         images: `(n, h, w, c)` images in [0, 1].
-        maps: `(n, h', w')` explanation maps (any scale).
+        maps: `(n, h', w')` explanation maps (any sign and scale; upsampled to the image).
         soft_targets: `(n, classes)` soft labels.
         labels: `(n,)` true classes.
         class_names: names of the classes.
+        path: save the figure there (PNG) when given.
         predictions: optional `(n,)` predicted classes.
 
     Returns:
-        The matplotlib figure.
+        The matplotlib `Figure`.
     """
     n = len(images)
-    fig, axes = plt.subplots(n, 3, figsize=(9, 2.2 * n), squeeze=False)
+    fig = Figure(figsize=(9, 2.2 * n))
+    axes = fig.subplots(n, 3, squeeze=False)
     for i in range(n):
         image = np.squeeze(images[i])
         axes[i, 0].imshow(image, cmap="gray" if image.ndim == 2 else None)
         title = f"true: {class_names[labels[i]]}"
         if predictions is not None:
-            title += f"\npred: {class_names[predictions[i]]}"
+            title += f"\npredicted: {class_names[predictions[i]]}"
         axes[i, 0].set_title(title, fontsize=8)
-        limit = float(np.abs(maps[i]).max()) or 1.0
-        axes[i, 1].imshow(maps[i], cmap="RdBu_r", vmin=-limit, vmax=limit)
-        axes[i, 1].set_title("self-explanation", fontsize=8)
-        for ax in axes[i, :2]:
-            ax.axis("off")
+        axes[i, 0].axis("off")
+        show_explanation(axes[i, 1], images[i], maps[i], title=f"explanation of '{class_names[labels[i]]}'")
         axes[i, 2].bar(range(len(class_names)), soft_targets[i], color="tab:blue")
         axes[i, 2].bar([labels[i]], [soft_targets[i][labels[i]]], color="tab:orange")
         axes[i, 2].set_yscale("log")
         axes[i, 2].set_ylim(1e-4, 1.0)
         axes[i, 2].set_xticks(range(len(class_names)))
-        axes[i, 2].set_xticklabels([str(c)[:5] for c in class_names], rotation=90, fontsize=6)
+        axes[i, 2].set_xticklabels([str(c)[:8] for c in class_names], rotation=90, fontsize=6)
         axes[i, 2].set_title("soft target q (orange: true class)", fontsize=8)
     fig.tight_layout()
     if path:

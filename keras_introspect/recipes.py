@@ -8,6 +8,7 @@ trained model, the same way whether the command line or a benchmark asks, so
 every method in a comparison trains with exactly the same budget.
 """
 
+import csv
 import json
 import os
 
@@ -91,6 +92,42 @@ def check_teacher_normalization(teacher, splits):
             )
 
 
+def resumable(backup_dir):
+    """Callbacks that make a run survive interruption, and a reader of its whole history.
+
+    `keras.callbacks.BackupAndRestore` saves weights, optimizer state and the
+    epoch after every epoch (keeping the previous save too, in case the newest
+    is damaged) and `fit` continues from there when run again with the same
+    directory. `fit`'s own history then holds only the epochs after the
+    restart, so every epoch's logs also go to a CSV file in the directory.
+
+    Returns:
+        `(callbacks, read_history)`: pass `callbacks` to `fit`; after it,
+        `read_history()` gives the history of all epochs, the latest log of an
+        epoch winning if it was logged twice (a kill between the CSV row and
+        the checkpoint).
+    """
+    os.makedirs(backup_dir, exist_ok=True)
+    csv_path = os.path.join(backup_dir, "history.csv")
+    callbacks = [
+        keras.callbacks.BackupAndRestore(os.path.join(backup_dir, "state"), double_checkpoint=True,
+                                         delete_checkpoint=False),
+        keras.callbacks.CSVLogger(csv_path, append=True),
+    ]
+
+    def read_history():
+        rows = {}
+        with open(csv_path, newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("epoch") == "epoch":  # a header repeated by an appending restart
+                    continue
+                rows[int(row["epoch"])] = row
+        keys = [k for k in next(iter(rows.values())) if k != "epoch"]
+        return {k: [float(rows[e][k]) for e in sorted(rows)] for k in keys}
+
+    return callbacks, read_history
+
+
 def make_splits(arrays, protocol, seed):
     """The recipe's pipelines: the training subset is drawn with seed 0 whatever `seed` is,
     so that every seed and every method sees the same images."""
@@ -103,7 +140,7 @@ def is_multiworker(strategy):
 
 
 def train_method(arrays, protocol, method, options=None, seed=0, teacher=None, strategy=None, callbacks=(),
-                 verbose=1, checkpoint_dir=None):
+                 verbose=1, backup_dir=None, checkpoint_dir=None):
     """Build, compile and train one method under a recipe.
 
     Args:
@@ -120,7 +157,10 @@ def train_method(arrays, protocol, method, options=None, seed=0, teacher=None, s
             `distribute.fit_distributed` with checkpoints in `checkpoint_dir`.
         callbacks: Keras callbacks for `fit`.
         verbose: Keras progress display.
-        checkpoint_dir: per-epoch checkpoints of the multi-worker loop.
+        backup_dir: `fit` saves its state here after every epoch and, run
+            again with the same directory, resumes from it (`resumable`).
+        checkpoint_dir: per-epoch checkpoints of the multi-worker loop (it
+            resumes from them likewise).
 
     Returns:
         `(model, splits, history)`: the trained method's model, the data
@@ -162,7 +202,13 @@ def train_method(arrays, protocol, method, options=None, seed=0, teacher=None, s
         history = fit_distributed(model, dataset_fn, protocol.epochs, steps, strategy, checkpoint_dir,
                                   verbose=verbose)
     else:
+        callbacks = list(callbacks)
+        if backup_dir is not None:
+            extra, read_history = resumable(backup_dir)
+            callbacks += extra
         history = fit(model, method, splits, protocol.epochs, verbose=verbose, callbacks=callbacks)
+        if backup_dir is not None:
+            history = read_history()
     return model, splits, history
 
 

@@ -45,21 +45,38 @@ def test_standard_method_and_il_knobs(tmp_path):
         (["--dataset", "/no/such/dir"], "does not exist"),
         (["--dataset", "imagenet"], "Unknown dataset"),
         (["--arch", "vgg"], "Unknown architecture"),
-        (["--epochs", "0"], "--epochs must be >= 1"),
+        (["--epochs", "0"], "argument --epochs: must be >= 1, got 0"),
         (["--explained-classes", "many"], "--explained-classes"),
         (["--epsilon", "1.5"], "epsilon must be in"),
+        (["--batch-size", "0"], "argument --batch-size: must be >= 1, got 0"),
+        (["--lr", "nan"], "argument --lr: must be a finite number, got nan"),
+        (["--lr", "-1"], "argument --lr: must be > 0.0, got -1"),
+        (["--lr", "inf"], "argument --lr: must be a finite number"),
+        (["--weight-decay", "-1"], "argument --weight-decay: must be >= 0.0, got -1"),
+        (["--train-size", "0"], "argument --train-size: must be >= 1"),
+        (["--bn-momentum", "1"], "argument --bn-momentum: must be < 1.0"),
+        (["--alpha", "nan"], "alpha must be a finite number"),
+        (["--temperature", "0"], "temperature must be > 0"),
+        (["--warmup-epochs", "-1"], "warmup_epochs must be >= 0"),
+        (["--method", "standard", "--alpha", "0.5"], "--alpha is not an option of --method standard"),
+        (["--method", "magic"], "invalid choice: 'magic'"),
     ],
 )
 def test_bad_arguments_exit_nonzero_with_one_clear_line(tmp_path, capsys, args, message):
-    code = main(["train", "--output", str(tmp_path), "--verbose", "0", *args])
+    code = main(["train", "--output", str(tmp_path / "run"), "--verbose", "0", *args])
     err = capsys.readouterr().err
     assert code == 2
-    assert message in err and err.startswith("keras-introspect: error:")
+    assert message in err and err.startswith("keras-introspect: error:"), err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists() and not (tmp_path / "run.incomplete").exists()
 
 
-def test_unknown_method_is_rejected_by_argparse():
+def test_a_bad_command_line_is_one_line_not_the_usage_text():
     result = run_cli("train", "--method", "magic")
     assert result.returncode == 2 and "invalid choice" in result.stderr
+    # TensorFlow's own start-up lines may precede it; ours is one line, without the usage text.
+    ours = [line for line in result.stderr.splitlines() if "keras-introspect" in line]
+    assert len(ours) == 1 and ours[0].startswith("keras-introspect: error:") and "usage:" not in result.stderr
 
 
 def test_every_method_runs_from_the_command_line(tmp_path):

@@ -10,9 +10,25 @@ from keras_introspect.errors import InputError
 
 
 def load(path):
-    """Records from a JSON-lines results file."""
+    """Records from a JSON-lines results file.
+
+    Raises:
+        InputError: naming the file and line of a line that is not a JSON record.
+    """
+    records = []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise InputError(f"{path}, line {number}, is not a JSON record ({error.msg}); "
+                                 "remove or repair that line (an interrupted write leaves a partial last line).") from None
+            if not isinstance(record, dict):
+                raise InputError(f"{path}, line {number}, is not a JSON object.")
+            records.append(record)
+    return records
 
 
 def append(path, record):
@@ -117,10 +133,7 @@ def write_csv(records, path):
 
 def plot(records, directory):
     """`accuracy.png` (bars with std error bars) and `curves.png` (test accuracy per epoch)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     for name, configs in grouped(records).items():
         slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
@@ -128,7 +141,8 @@ def plot(records, directory):
         means = [100 * statistics.mean(r["final_accuracy"] for r in configs[c]) for c in names]
         stds = [100 * statistics.stdev([r["final_accuracy"] for r in configs[c]]) if len(configs[c]) > 1 else 0.0
                 for c in names]
-        fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(names)), 3.5))
+        fig = Figure(figsize=(max(5, 0.9 * len(names)), 3.5))
+        ax = fig.subplots()
         ax.bar(range(len(names)), means, yerr=stds, capsize=4, color="tab:blue")
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
@@ -138,8 +152,8 @@ def plot(records, directory):
         ax.set_title(name, fontsize=9)
         fig.tight_layout()
         fig.savefig(os.path.join(directory, f"accuracy_{slug}.png"), dpi=110)
-        plt.close(fig)
-        fig, ax = plt.subplots(figsize=(6, 3.5))
+        fig = Figure(figsize=(6, 3.5))
+        ax = fig.subplots()
         for config in names:
             curves = [r["history"]["val_accuracy"] for r in configs[config]]
             length = min(len(c) for c in curves)
@@ -152,7 +166,6 @@ def plot(records, directory):
         ax.set_title(name, fontsize=9)
         fig.tight_layout()
         fig.savefig(os.path.join(directory, f"curves_{slug}.png"), dpi=110)
-        plt.close(fig)
 
 
 def write_report(results_path, directory, timing=True):

@@ -55,44 +55,6 @@ def provenance():
     }
 
 
-def resumable(backup_dir):
-    """Callbacks that make a run survive interruption, and a reader of its whole history.
-
-    `keras.callbacks.BackupAndRestore` saves weights, optimizer state and the
-    epoch after every epoch (keeping the previous save too, in case the newest
-    is damaged) and `fit` continues from there when run again with the same
-    directory. `fit`'s own history then holds only the epochs after the
-    restart, so every epoch's logs also go to a CSV file in the directory.
-
-    Returns:
-        `(callbacks, read_history)`: pass `callbacks` to `fit`; after it,
-        `read_history()` gives the history of all epochs, the latest log of an
-        epoch winning if it was logged twice (a kill between the CSV row and
-        the checkpoint).
-    """
-    os.makedirs(backup_dir, exist_ok=True)
-    csv_path = os.path.join(backup_dir, "history.csv")
-    callbacks = [
-        keras.callbacks.BackupAndRestore(os.path.join(backup_dir, "state"), double_checkpoint=True,
-                                         delete_checkpoint=False),
-        keras.callbacks.CSVLogger(csv_path, append=True),
-    ]
-
-    def read_history():
-        import csv
-
-        rows = {}
-        with open(csv_path, newline="") as f:
-            for row in csv.DictReader(f):
-                if row.get("epoch") == "epoch":  # a header repeated by an appending restart
-                    continue
-                rows[int(row["epoch"])] = row
-        keys = [k for k in next(iter(rows.values())) if k != "epoch"]
-        return {k: [float(rows[e][k]) for e in sorted(rows)] for k in keys}
-
-    return callbacks, read_history
-
-
 def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, verbose=2, backup_dir=None):
     """Train one method with one seed under `protocol`; return a result record.
 
@@ -111,16 +73,10 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
     """
     origin = provenance()  # the code as it was when the run started
     timer = StepTimer()
-    callbacks = [timer]
-    if backup_dir is not None:
-        extra, read_history = resumable(backup_dir)
-        callbacks += extra
     start = time.time()
     model, splits, history = recipes.train_method(arrays, protocol, method, options, seed,
                                                   teacher=teacher if registry.get(method).teacher else None,
-                                                  callbacks=callbacks, verbose=verbose)
-    if backup_dir is not None:
-        history = read_history()
+                                                  callbacks=[timer], verbose=verbose, backup_dir=backup_dir)
     accuracies = history["val_accuracy"]
     probabilities = test_probabilities(model, splits.test)
     record = {

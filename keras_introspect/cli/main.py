@@ -1,82 +1,145 @@
 """`keras-introspect` command line.
 
-    keras-introspect train                       # IL on digits, about 2 minutes on 2 CPU cores
+    keras-introspect train                       # IL on digits, about 20 s on 2 CPU cores
     keras-introspect train --dataset cifar10 --arch resnet20 --epochs 30
     keras-introspect train --dataset path/to/imagefolder --method standard
+
+The methods and their options come from `keras_introspect.methods.registry`;
+training goes through `keras_introspect.recipes.train_method`, the path the
+benchmarks use too.
 """
 
 import argparse
 import csv
 import json
+import math
 import os
+import shutil
 import sys
 import time
+
+from keras_introspect.errors import InputError
 
 DEFAULTS = {
     # Per dataset: the architecture and recipe the default experiment uses.
     "digits": dict(arch="digits_cnn", epochs=30, batch_size=64, lr=0.05),
     "other": dict(arch="resnet20", epochs=30, batch_size=128, lr=0.1),
 }
+ARTEFACTS = ("history.csv", "history.json", "metrics.json", "curves.png", "explanations.png", "model.keras",
+             "saved_model")
 
 
-class CliError(Exception):
-    """A user error: printed as one line, exit code 2."""
+class CliError(InputError):
+    """A user error found by the command line itself: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad command line as one `CliError` line (exit 2) instead of the whole usage text."""
+
+    def error(self, message):
+        raise CliError(f"{message} (see {self.prog} --help)")
+
+
+def _number(kind, name, low=None, low_inclusive=True, high=None, high_inclusive=False):
+    """An argparse type: a finite number of `kind` in the given range, or a clear usage error."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {'an integer' if kind is int else 'a number'}, "
+                                             f"got {text!r}") from None
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+        if low is not None and (value < low or (value == low and not low_inclusive)):
+            raise argparse.ArgumentTypeError(f"must be {'>=' if low_inclusive else '>'} {low}, got {text}")
+        if high is not None and (value > high or (value == high and not high_inclusive)):
+            raise argparse.ArgumentTypeError(f"must be {'<=' if high_inclusive else '<'} {high}, got {text}")
+        return value
+
+    return parse
+
+
+def _option_type(name, option):
+    """An argparse type that converts and checks one registry option."""
+    from keras_introspect.methods.registry import OptionError, explained_classes_value
+
+    def parse(text):
+        try:
+            if name == "explained_classes":
+                value = explained_classes_value(text)
+                return value if value == "all" else option.check(name, value)
+            if option.kind is str:
+                return option.check(name, text)
+            return option.check(name, option.kind(text))
+        except (OptionError, ValueError) as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return parse
+
+
+def _add_method_options(parser):
+    """One flag per option name in the registry; its help lists each method's default."""
+    from keras_introspect.methods.registry import METHODS
+
+    seen = {}
+    for spec in METHODS.values():
+        for name, option in spec.options.items():
+            seen.setdefault(name, (option, []))[1].append(f"{spec.name}: {option.default}")
+    group = parser.add_argument_group("method options (defaults per method; see docs/method.md, docs/comparators.md)")
+    for name, (option, defaults) in seen.items():
+        flag = "--" + name.replace("_", "-")
+        text = f"{option.help} ({'; '.join(defaults)})"
+        if option.kind is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
+        else:
+            group.add_argument(flag, type=_option_type(name, option), default=None, help=text,
+                               choices=None if option.choices is None else option.choices,
+                               metavar=None if option.choices else name.upper())
 
 
 def build_parser():
-    from keras_introspect import recipes
+    from keras_introspect import architectures, benchmark
+    from keras_introspect.distribute import STRATEGIES
+    from keras_introspect.methods.registry import METHODS
 
-    parser = argparse.ArgumentParser(prog="keras-introspect", description="Introspective learning for Keras 3.")
+    parser = _Parser(prog="keras-introspect", description="Introspective learning for Keras 3.")
     commands = parser.add_subparsers(dest="command", required=True)
     train = commands.add_parser("train", help="train a classifier and write its artefacts")
-    train.add_argument("--method", default="il", choices=recipes.METHODS)
+    train.add_argument("--method", default="il", choices=tuple(METHODS),
+                       help="; ".join(f"{name}: {spec.summary}" for name, spec in METHODS.items()))
     train.add_argument("--dataset", default="digits", help="digits, cifar10, cifar100 or an ImageFolder path")
     train.add_argument("--data-dir", default=None, help="TFDS data directory (cifar10/cifar100)")
     train.add_argument("--download", action="store_true", help="let TFDS download a missing dataset")
-    train.add_argument("--arch", default=None, help="digits_cnn, resnet20/32/56/110, resnet18, wrn16_2, wrn40_2")
-    train.add_argument("--epochs", type=int, default=None)
-    train.add_argument("--batch-size", type=int, default=None)
-    train.add_argument("--lr", type=float, default=None, help="peak SGD learning rate (cosine schedule)")
-    train.add_argument("--weight-decay", type=float, default=5e-4)
-    train.add_argument("--train-size", type=int, default=None, help="fixed stratified training subset")
+    train.add_argument("--arch", default=None, help=", ".join(architectures.ARCHITECTURES))
+    train.add_argument("--epochs", type=_number(int, "--epochs", 1), default=None)
+    train.add_argument("--batch-size", type=_number(int, "--batch-size", 1), default=None)
+    train.add_argument("--lr", type=_number(float, "--lr", 0.0, False), default=None,
+                       help="peak SGD learning rate (cosine schedule)")
+    train.add_argument("--weight-decay", type=_number(float, "--weight-decay", 0.0), default=5e-4)
+    train.add_argument("--train-size", type=_number(int, "--train-size", 1), default=None,
+                       help="a fixed stratified training subset (the same for every seed)")
     train.add_argument("--no-augment", action="store_true")
-    train.add_argument("--seed", type=int, default=0)
-    train.add_argument("--output", default="runs/latest", help="output directory")
-    train.add_argument("--strategy", default="auto", choices=("auto", "one", "mirrored", "multiworker", "tpu"),
+    train.add_argument("--seed", type=_number(int, "--seed", 0), default=0)
+    train.add_argument("--output", default="runs/latest", help="output directory (must be new or empty)")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the run in a non-empty --output (only once the new run has finished)")
+    train.add_argument("--strategy", default="auto", choices=STRATEGIES,
                        help="tf.distribute strategy (multiworker reads TF_CONFIG; see docs/distributed.md)")
     train.add_argument("--sync-bn", action="store_true", help="synchronize BatchNorm statistics across replicas")
-    train.add_argument("--bn-momentum", type=float, default=None,
+    train.add_argument("--bn-momentum", type=_number(float, "--bn-momentum", 0.0, True, 1.0), default=None,
                        help="BatchNorm moving-statistics momentum (default Keras' 0.99; 0.9 suits short runs)")
     train.add_argument("--verbose", type=int, default=1, choices=(0, 1, 2), help="Keras progress display")
-    il = train.add_argument_group("introspective learning (--method il)")
-    il.add_argument("--explainer", choices=("cam", "grad_cam", "vanilla_gradients", "gradient_input"))
-    il.add_argument("--layer", help="layer explained by grad_cam (default: last spatial layer)")
-    il.add_argument("--relu", action=argparse.BooleanOptionalAction, default=None, help="ReLU on CAM/Grad-CAM maps")
-    il.add_argument("--form", choices=("mass", "softmax", "nontarget"), help="soft-target form")
-    il.add_argument("--similarity", choices=("cosine", "dot", "euclidean"))
-    il.add_argument("--center", action=argparse.BooleanOptionalAction, default=None, help="center maps before comparing")
-    il.add_argument("--target-temperature", type=float, help="softmax temperature over similarities")
-    il.add_argument("--epsilon", type=float, help="non-true-class mass (form=mass)")
-    il.add_argument("--alpha", type=float, help="weight of the distillation term (il, kd)")
-    il.add_argument("--temperature", type=float, help="distillation temperature T (il, kd)")
-    il.add_argument("--explained-classes", default=None, help="'all' or k (true class + top-k others)")
-    il.add_argument("--warmup-epochs", type=int, help="epochs of plain cross-entropy before distilling (default 5)")
-    il.add_argument("--ramp-epochs", type=int, help="epochs over which alpha then rises to its value (default 5)")
-    kd = train.add_argument_group("teacher distillation (--method kd) and mutual learning (--method dml)")
-    kd.add_argument("--teacher", help="teacher .keras file (e.g. the model.keras of a previous run)")
-    kd.add_argument("--teacher-targets", choices=("teacher", "shuffled", "uniform"), default=None)
-    kd.add_argument("--num-peers", type=int, default=2)
-    reg = train.add_argument_group("regularizers")
-    reg.add_argument("--label-smoothing", type=float, default=0.1)
-    reg.add_argument("--confidence-penalty", type=float, default=0.1)
+    train.add_argument("--teacher", help="teacher .keras file for kd, tfkd_self and isl (e.g. a run's model.keras)")
+    _add_method_options(train)
     bench = commands.add_parser("benchmark", help="run methods x seeds on one protocol and report")
-    bench.add_argument("--protocol", default="quick", choices=("quick", "cpu", "paper"))
-    bench.add_argument("--methods", nargs="+", default=list(recipes.METHODS), choices=recipes.METHODS)
-    bench.add_argument("--seeds", nargs="+", type=int, default=[0])
+    bench.add_argument("--protocol", default="quick", choices=tuple(benchmark.PROTOCOLS))
+    bench.add_argument("--methods", nargs="+", default=list(METHODS), choices=tuple(METHODS))
+    bench.add_argument("--seeds", nargs="+", type=_number(int, "--seeds", 0), default=[0])
     bench.add_argument("--dataset", help="override the protocol's dataset (name or ImageFolder path)")
     bench.add_argument("--data-dir", default=None, help="TFDS data directory")
-    bench.add_argument("--epochs", type=int, help="override the protocol's epochs")
-    bench.add_argument("--train-size", type=int, help="override the protocol's training subset")
+    bench.add_argument("--epochs", type=_number(int, "--epochs", 1), help="override the protocol's epochs")
+    bench.add_argument("--train-size", type=_number(int, "--train-size", 1), help="override the protocol's subset")
     bench.add_argument("--teacher", help="teacher .keras for kd/tfkd_self/isl (default: trained once into --output)")
     bench.add_argument("--output", default="runs/benchmark", help="output directory (results are appended)")
     bench.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
@@ -88,8 +151,6 @@ def benchmark(args):
     from keras_introspect import data
 
     protocol = bench.get(args.protocol, dataset=args.dataset, epochs=args.epochs, train_size=args.train_size)
-    if protocol.epochs < 1:
-        raise CliError(f"--epochs must be >= 1, got {protocol.epochs}")
     arrays = data.load_arrays(protocol.dataset, data_dir=args.data_dir)
     os.makedirs(args.output, exist_ok=True)
     results = os.path.join(args.output, "results.jsonl")
@@ -118,109 +179,143 @@ def benchmark(args):
 
 
 def method_options(args):
-    from keras_introspect import recipes
+    """The options given on the command line for `args.method`; an option of another method is an error."""
+    from keras_introspect.methods.registry import METHODS
 
-    if args.method == "il":
-        names = [k for k in recipes.IL_DEFAULTS if hasattr(args, k)]
-        options = {k: getattr(args, k) for k in names}
-        if options.get("explained_classes") not in (None, "all"):
-            try:
-                options["explained_classes"] = int(options["explained_classes"])
-            except ValueError:
-                raise CliError(f"--explained-classes must be 'all' or an integer, got {options['explained_classes']!r}") from None
-        return options
-    if args.method in ("kd", "tfkd_self", "isl"):
+    spec = METHODS[args.method]
+    given = {}
+    for other in METHODS.values():
+        for name in other.options:
+            value = getattr(args, name, None)
+            if value is None:
+                continue
+            if name not in spec.options:
+                raise CliError(f"--{name.replace('_', '-')} is not an option of --method {args.method} "
+                               f"(its options: {', '.join('--' + n.replace('_', '-') for n in spec.options) or 'none'})")
+            given[name] = value
+    if spec.teacher:
         if not args.teacher:
             raise CliError(f"--method {args.method} needs --teacher PATH (a .keras model, e.g. runs/teacher/model.keras)")
         if not os.path.exists(args.teacher):
             raise CliError(f"teacher file {args.teacher!r} does not exist")
-        return {"teacher": args.teacher, "alpha": args.alpha, "temperature": args.temperature,
-                "teacher_targets": args.teacher_targets}
-    if args.method == "dml":
-        return {"num_peers": args.num_peers}
-    if args.method == "label_smoothing":
-        return {"label_smoothing": args.label_smoothing}
-    if args.method == "confidence_penalty":
-        return {"confidence_penalty": args.confidence_penalty}
-    return {}
+    elif args.teacher:
+        raise CliError(f"--teacher is not an option of --method {args.method}")
+    return given
+
+
+class RunDirectory:
+    """Where a run writes: a work directory renamed onto `--output` once everything is written.
+
+    While the run trains and writes, everything goes to `<output>.incomplete/`
+    (with the per-epoch state that lets the same command resume after an
+    interruption). Only at the end does that directory take `<output>`'s
+    place, so `<output>` holds either the earlier run or the new one, never a
+    mixture. A non-empty `<output>` is refused unless `overwrite`.
+    """
+
+    def __init__(self, output, overwrite, settings):
+        self.output = os.path.abspath(output)
+        self.work = self.output + ".incomplete"
+        if os.path.isfile(self.output):
+            raise CliError(f"--output {output!r} is a file; give a directory")
+        if os.path.isdir(self.output) and os.listdir(self.output) and not overwrite:
+            raise CliError(f"--output {output!r} already holds a run ({', '.join(sorted(os.listdir(self.output))[:4])}"
+                           f"{', ...' if len(os.listdir(self.output)) > 4 else ''}); pass --overwrite to replace it "
+                           "once the new run has finished, or choose another --output")
+        marker = os.path.join(self.work, "settings.json")
+        if os.path.exists(marker):
+            with open(marker) as f:
+                earlier = json.load(f)
+            if earlier != settings:
+                changed = sorted(k for k in set(earlier) | set(settings) if earlier.get(k) != settings.get(k))
+                raise CliError(f"{self.work} holds an interrupted run with other settings ({', '.join(changed)}); "
+                               "run the same command again to resume it, or delete that directory")
+            self.resuming = True
+        else:
+            self.resuming = False
+            os.makedirs(self.work, exist_ok=True)
+            with open(marker, "w") as f:
+                json.dump(settings, f, indent=2)
+
+    def path(self, *parts):
+        return os.path.join(self.work, *parts)
+
+    def commit(self):
+        """Drop the resume state and move the finished run onto `output`."""
+        for name in ("backup", "checkpoints", "settings.json"):
+            target = self.path(name)
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            elif os.path.exists(target):
+                os.remove(target)
+        replaced = None
+        if os.path.isdir(self.output):
+            replaced = f"{self.output}.replaced-{os.getpid()}"
+            os.rename(self.output, replaced)
+        os.rename(self.work, self.output)
+        if replaced:
+            shutil.rmtree(replaced)
 
 
 def train(args):
     import keras
 
     import keras_introspect as ki
-    from keras_introspect import plots, recipes
+    from keras_introspect import benchmark, plots, recipes
     from keras_introspect.export import export_saved_model
 
     defaults = DEFAULTS["digits" if args.dataset == "digits" else "other"]
-    arch = args.arch or defaults["arch"]
-    epochs = args.epochs if args.epochs is not None else defaults["epochs"]
-    batch_size = args.batch_size or defaults["batch_size"]
-    lr = args.lr if args.lr is not None else defaults["lr"]
-    if epochs < 1:
-        raise CliError(f"--epochs must be >= 1, got {epochs}")
-    if batch_size < 1:
-        raise CliError(f"--batch-size must be >= 1, got {batch_size}")
-
+    options = method_options(args)
+    protocol = benchmark.Protocol(
+        "cli", args.dataset, args.arch or defaults["arch"],
+        epochs=args.epochs if args.epochs is not None else defaults["epochs"],
+        batch_size=args.batch_size or defaults["batch_size"],
+        lr=args.lr if args.lr is not None else defaults["lr"],
+        weight_decay=args.weight_decay, train_size=args.train_size, augment=not args.no_augment,
+        bn_momentum=args.bn_momentum, sync_bn=args.sync_bn,
+    )
+    settings = {k: v for k, v in vars(args).items() if k not in ("verbose", "overwrite", "command")}
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
     strategy = ki.distribute.get_strategy(args.strategy)
-    keras.utils.set_random_seed(args.seed)
     arrays = ki.data.load_arrays(args.dataset, data_dir=args.data_dir, download=args.download)
-    splits = ki.data.make_pipelines(arrays, batch_size=batch_size, augment=not args.no_augment,
-                                    train_size=args.train_size, seed=args.seed)
-    if args.method in ki.benchmark.runner.TEACHER_METHODS:
-        ki.benchmark.runner.check_teacher_normalization(args.teacher, splits)
-    steps = splits.num_train // batch_size if args.strategy == "multiworker" else -(-splits.num_train // batch_size)
-    with strategy.scope():
-        backbone = ki.architectures.get(arch, splits.num_classes, splits.input_shape, bn_momentum=args.bn_momentum)
-        if args.sync_bn:
-            backbone = ki.distribute.synchronize_batchnorm(backbone)
-        model = recipes.build_method(args.method, backbone, **method_options(args))
-        model.compile(optimizer=recipes.sgd(lr, epochs, steps, weight_decay=args.weight_decay), metrics=["accuracy"])
-
-    os.makedirs(args.output, exist_ok=True)
-    print(f"Training {args.method} / {arch} on {args.dataset} ({splits.num_train} train, "
-          f"{splits.num_test} test images) for {epochs} epochs with {strategy.num_replicas_in_sync} "
-          f"replica(s) → {args.output}", flush=True)
+    ki.architectures.get(protocol.arch, arrays.num_classes, arrays.input_shape)  # an unknown name fails before any file is written
+    run = RunDirectory(args.output, args.overwrite, settings)
+    chief = ki.distribute.is_chief(strategy)
+    print(f"Training {args.method} / {protocol.arch} on {args.dataset} for {protocol.epochs} epochs with "
+          f"{strategy.num_replicas_in_sync} replica(s) → {args.output}"
+          f"{' (resuming an interrupted run)' if run.resuming else ''}", flush=True)
     start = time.time()
-    if args.strategy == "multiworker":
-        # Keras's fit does not run under MultiWorkerMirroredStrategy (keras#20585).
-        def dataset_fn(context, epoch):
-            examples = splits.train_examples.shard(context.num_input_pipelines, context.input_pipeline_id)
-            return examples.batch(context.get_per_replica_batch_size(batch_size), drop_remainder=True)
-
-        history = ki.distribute.fit_distributed(
-            model, dataset_fn, epochs, steps, strategy, os.path.join(args.output, "checkpoints"), verbose=args.verbose
-        )
-        if not ki.distribute.is_chief(strategy):
-            return None  # the chief evaluates, plots and exports
-        # Evaluate and export a plain copy: evaluate/predict share fit's
-        # multi-worker trouble.
-        model.save(os.path.join(args.output, "model.keras"))
-        model = keras.saving.load_model(os.path.join(args.output, "model.keras"))
-    else:
-        history = recipes.train(model, args.method, splits, epochs, verbose=args.verbose)
+    model, splits, history = recipes.train_method(
+        arrays, protocol, args.method, options, seed=args.seed, teacher=args.teacher, strategy=strategy,
+        verbose=args.verbose, backup_dir=run.path("backup"), checkpoint_dir=run.path("checkpoints"),
+    )
+    if not chief:
+        return None  # the chief evaluates, plots and exports
     seconds = time.time() - start
+    if recipes.is_multiworker(strategy):
+        # Evaluate and export a plain copy: evaluate/predict share fit's multi-worker trouble.
+        model.save(run.path("model.keras"))
+        model = keras.saving.load_model(run.path("model.keras"))
     final = model.evaluate(splits.test, verbose=0, return_dict=True)
 
-    write_history(history, args.output)
+    write_history(history, run.work)
     metrics = {
-        "method": args.method, "dataset": args.dataset, "arch": arch, "epochs": epochs,
-        "batch_size": batch_size, "lr": lr, "seed": args.seed, "train_size": splits.num_train,
+        "method": args.method, "dataset": args.dataset, "arch": protocol.arch, "epochs": protocol.epochs,
+        "batch_size": protocol.batch_size, "lr": protocol.lr, "seed": args.seed, "train_size": splits.num_train,
         "test_accuracy": final["accuracy"], "test_loss": final["loss"], "train_seconds": seconds,
-        "normalization": splits.normalization,
-        "config": model.get_config() | {"backbone": arch},
+        "normalization": splits.normalization, "options": options,
+        "config": model.get_config() | {"backbone": protocol.arch},
     }
-    with open(os.path.join(args.output, "metrics.json"), "w") as f:
+    with open(run.path("metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2, default=str)
-    plots.plot_history(history, os.path.join(args.output, "curves.png"),
-                       title=f"{args.method} · {arch} · {args.dataset}")
-    write_explanations(model, splits, os.path.join(args.output, "explanations.png"))
-    model.save(os.path.join(args.output, "model.keras"))
+    plots.plot_history(history, run.path("curves.png"), title=f"{args.method} · {protocol.arch} · {args.dataset}")
+    write_explanations(model, splits, run.path("explanations.png"))
+    model.save(run.path("model.keras"))
     # The exported signatures take raw images and normalize them as in training.
-    export_saved_model(model, os.path.join(args.output, "saved_model"), normalization=(splits.mean, splits.std))
-    print(f"Test accuracy {final['accuracy']:.4f} after {seconds:.0f} s. Wrote history.csv, history.json, "
-          f"metrics.json, curves.png, explanations.png, model.keras and saved_model/ to {args.output}")
+    export_saved_model(model, run.path("saved_model"), normalization=(splits.mean, splits.std))
+    run.commit()
+    print(f"Test accuracy {final['accuracy']:.4f} after {seconds:.0f} s. Wrote {', '.join(ARTEFACTS[:-1])} and "
+          f"saved_model/ to {args.output}")
     return metrics
 
 
@@ -247,8 +342,7 @@ def write_explanations(model, splits, path, count=6):
         own = np.asarray(model.explain(x, classes=y))
         q = np.asarray(model.soft_targets(x, y))
     else:  # other methods: explain with CAM, targets with the default builder
-        explainer = explainers.CAM(relu=False)
-        maps = explainer(model, x)
+        maps = explainers.CAM()(model, x)
         own = np.asarray(maps)[np.arange(len(y)), y]
         q = np.asarray(soft_targets.ExplanationSoftTargets()(maps, y))
     if own.ndim == 4:  # input-space maps: collapse the channels for display
@@ -257,17 +351,15 @@ def write_explanations(model, splits, path, count=6):
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from keras_introspect.backbones import BackboneError
-    from keras_introspect.data import DatasetNotFoundError
-
     try:
+        args = build_parser().parse_args(argv)
         if args.command == "train":
             train(args)
         elif args.command == "benchmark":
             benchmark(args)
-    except (CliError, DatasetNotFoundError, BackboneError, ValueError) as error:
+    except (CliError, InputError) as error:
+        # Bad input only: any other exception is a bug and keeps its traceback.
         print(f"keras-introspect: error: {error}", file=sys.stderr)
         return 2
     return 0

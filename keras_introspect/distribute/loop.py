@@ -7,10 +7,15 @@ loss, scaling and metrics are exactly those of `fit`, and it checkpoints
 after every epoch so that a run killed mid-way resumes where it stopped.
 """
 
+import glob
+import json
+import math
 import os
 
 import keras
 import tensorflow as tf
+
+from keras_introspect.errors import InputError
 
 
 def is_chief(strategy):
@@ -44,6 +49,98 @@ def _create_state(model, strategy, dataset_fn):
         model.reset_metrics()
 
 
+def checkpoint_epochs(directory):
+    """`{epoch: prefix}` of the checkpoints in `directory` that have an index file."""
+    found = {}
+    for index in glob.glob(os.path.join(directory, "ckpt-*.index")):
+        prefix = index[: -len(".index")]
+        suffix = prefix.rsplit("-", 1)[-1]
+        if suffix.isdigit():
+            found[int(suffix)] = prefix
+    return found
+
+
+def restore_newest(checkpoint, directory, log=print):
+    """Restore the newest checkpoint of `directory` that restores completely.
+
+    A checkpoint whose index or data file is missing, truncated or damaged is
+    skipped with a message naming it, and the next older one is tried; the
+    `checkpoint` state file is not trusted (a damaged one must not restart a
+    run from scratch).
+
+    Returns:
+        The epoch number of the restored checkpoint, or `None` when the
+        directory has no checkpoint at all.
+
+    Raises:
+        InputError: when checkpoints exist but none of them restores.
+    """
+    found = checkpoint_epochs(directory)
+    orphans = sorted(int(p.rsplit("-", 1)[-1].split(".")[0]) for p in glob.glob(os.path.join(directory, "ckpt-*.data-*")))
+    for epoch in sorted(set(orphans) - set(found), reverse=True):
+        log(f"Checkpoint {os.path.join(directory, f'ckpt-{epoch}')} has no index file; skipping it.")
+    errors = []
+    for epoch in sorted(found, reverse=True):
+        try:
+            checkpoint.read(found[epoch]).assert_existing_objects_matched()
+            if errors:
+                log(f"Resumed from {found[epoch]}, the newest checkpoint that restores.")
+            return epoch
+        except (tf.errors.OpError, ValueError, IndexError, AssertionError) as error:
+            errors.append(f"{found[epoch]}: {type(error).__name__}: {str(error).splitlines()[0][:200]}")
+            log(f"Checkpoint {found[epoch]} does not restore ({errors[-1]}); trying an older one.")
+    if errors or orphans:
+        raise InputError(
+            f"No checkpoint in {directory} restores ({'; '.join(errors) or 'index files missing'}). "
+            "Delete the directory to start the run again."
+        )
+    return None
+
+
+def _verify(prefix):
+    """Read every tensor of a just-written checkpoint back (raises if it is damaged)."""
+    reader = tf.train.load_checkpoint(prefix)
+    for name in reader.get_variable_to_shape_map():
+        reader.get_tensor(name)
+
+
+def save_verified(checkpoint, directory, epoch, keep=2):
+    """Write the checkpoint of `epoch`, read it back, then delete all but the `keep` newest verified ones."""
+    os.makedirs(directory, exist_ok=True)
+    prefix = checkpoint.write(os.path.join(directory, f"ckpt-{epoch}"))
+    _verify(prefix)
+    found = checkpoint_epochs(directory)
+    newest = sorted(found, reverse=True)
+    tf.train.update_checkpoint_state(directory, prefix, all_model_checkpoint_paths=[found[e] for e in newest[:keep]])
+    for old in newest[keep:]:
+        for path in glob.glob(found[old] + ".*"):
+            os.remove(path)
+    return prefix
+
+
+def _history_path(directory):
+    return os.path.join(directory, "history.json")
+
+
+def _load_history(directory, epochs_done):
+    """The per-epoch logs of the epochs before `epochs_done`, as saved beside the checkpoints."""
+    path = _history_path(directory)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        rows = json.load(f)
+    return [row for row in rows if row["epoch"] <= epochs_done]
+
+
+def _as_history(rows):
+    history = {}
+    for row in rows:
+        for name, value in row.items():
+            if name != "epoch":
+                history.setdefault(name, []).append(value)
+    return history
+
+
 def fit_distributed(model, dataset_fn, epochs, steps_per_epoch, strategy=None, checkpoint_dir=None, verbose=1):
     """Train a compiled library model with a custom loop under `strategy`.
 
@@ -57,26 +154,36 @@ def fit_distributed(model, dataset_fn, epochs, steps_per_epoch, strategy=None, c
         epochs: total epochs.
         steps_per_epoch: steps per epoch (every worker runs the same number).
         strategy: default: the current strategy.
-        checkpoint_dir: where to save after every epoch and resume from.
+        checkpoint_dir: where to save after every epoch and resume from. Each
+            checkpoint is read back before older ones are deleted (the two
+            newest are kept), and a damaged newest one falls back to the one
+            before it (`restore_newest`).
         verbose: print one line of metrics per epoch (chief only).
 
     Returns:
-        A dict of per-epoch metric lists, like `History.history`, for the
-        epochs run in this call.
+        A dict of per-epoch metric lists, like `History.history`, for every
+        epoch of the run — those before a restart too (kept beside the
+        checkpoints).
+
+    Raises:
+        NonFiniteLossError: when an epoch ends with a NaN or infinite loss
+            (nothing is saved for that epoch).
     """
+    from keras_introspect.methods.base import NonFiniteLossError
+
     strategy = strategy or tf.distribute.get_strategy()
     _create_state(model, strategy, dataset_fn)
-    history = {}
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
-    manager = None
-    start = 0
+    own_dir = None
+    rows, start = [], 0
     if checkpoint_dir:
-        manager = tf.train.CheckpointManager(checkpoint, _checkpoint_dir(checkpoint_dir, strategy), max_to_keep=2)
-        # Every worker restores the chief's latest checkpoint.
-        latest = tf.train.latest_checkpoint(checkpoint_dir)
-        if latest:
-            checkpoint.restore(latest)
+        own_dir = _checkpoint_dir(checkpoint_dir, strategy)
+        # Every worker restores the chief's newest checkpoint that restores.
+        log = print if is_chief(strategy) else (lambda message: None)
+        restored = restore_newest(checkpoint, checkpoint_dir, log=log)
+        if restored is not None:
             start = int(round(float(model.epoch.numpy()))) + 1
+            rows = _load_history(own_dir, start)
 
     @tf.function
     def train_steps(iterator):
@@ -89,10 +196,16 @@ def fit_distributed(model, dataset_fn, epochs, steps_per_epoch, strategy=None, c
         dataset = strategy.distribute_datasets_from_function(lambda ctx, e=epoch: dataset_fn(ctx, e))
         train_steps(iter(dataset))
         logs = {name: float(value) for name, value in model.get_metrics_result().items()}
-        for name, value in logs.items():
-            history.setdefault(name, []).append(value)
-        if manager is not None:
-            manager.save(checkpoint_number=epoch)
+        if not math.isfinite(logs.get("loss", 0.0)):
+            raise NonFiniteLossError(
+                f"The training loss became {logs['loss']} in epoch {epoch + 1}. Check the inputs and labels for "
+                "NaN or Inf, or lower the learning rate; the last checkpoint is from the epoch before."
+            )
+        rows.append({"epoch": epoch + 1, **logs})
+        if own_dir is not None:
+            save_verified(checkpoint, own_dir, epoch)
+            with open(_history_path(own_dir), "w") as f:
+                json.dump(rows, f)
         if verbose and is_chief(strategy):
             print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), flush=True)
-    return history
+    return _as_history(rows)

@@ -35,6 +35,44 @@ class EpochCounter(keras.callbacks.Callback):
         self.model.epoch.assign(float(epoch))
 
 
+class NonFiniteLossError(InputError):
+    """Training produced a NaN or infinite loss (bad inputs or too high a learning rate)."""
+
+
+class StopOnNonFinite(keras.callbacks.Callback):
+    """Stops training with an error at the first step whose loss is NaN or infinite.
+
+    Keras's `TerminateOnNaN` stops quietly and leaves NaN weights to be saved;
+    this raises `NonFiniteLossError` naming the epoch and step, so that no
+    artefact of a diverged run is written. `ClassifierTrainer.fit` adds it.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not np.isfinite(float(loss)):
+            raise NonFiniteLossError(
+                f"The training loss became {float(loss)} at epoch {self._epoch + 1}, step {batch + 1}. "
+                "Check the inputs and labels for NaN or Inf, or lower the learning rate."
+            )
+
+
+def check_finite_weights(model):
+    """Refuse to save or export a model with NaN or infinite weights."""
+    bad = [w.path for w in model.weights if not np.all(np.isfinite(np.asarray(w)))]
+    if bad:
+        raise NonFiniteLossError(
+            f"Model {model.name!r} has NaN or infinite values in {len(bad)} weights ({', '.join(bad[:3])}"
+            f"{', ...' if len(bad) > 3 else ''}); it diverged and is not saved or exported."
+        )
+
+
 class ClassifierTrainer(keras.Model):
     """Base class of the training methods: wraps a classifier backbone.
 
@@ -58,6 +96,8 @@ class ClassifierTrainer(keras.Model):
         self.epoch = self.add_weight(
             name="epoch", shape=(), initializer="zeros", trainable=False, dtype="float32"
         )
+        # Our own loss tracker (Keras's is private): train_step computes the loss itself.
+        self.loss_tracker = keras.metrics.Mean(name="loss")
         self.term_trackers = {name: keras.metrics.Mean(name=name) for name in self.TRAIN_TERMS}
         if "cross_entropy" not in self.term_trackers:
             self.term_trackers["cross_entropy"] = keras.metrics.Mean(name="cross_entropy")
@@ -96,13 +136,22 @@ class ClassifierTrainer(keras.Model):
                 f"{type(self).__name__} needs labels: pass (images, labels) to fit/evaluate."
             )
         y = tf.convert_to_tensor(y)
+        if not (y.dtype.is_integer or y.dtype.is_floating):
+            raise InputError(f"Labels must be numbers (class indices or one-hot rows), got dtype {y.dtype.name}.")
         classes = self.num_classes
         if y.shape.rank == 2 and y.shape[-1] == classes:
-            targets = tf.cast(y, tf.float32)
+            targets = check_distributions(tf.cast(y, tf.float32))
             return targets, tf.argmax(targets, axis=-1, output_type=tf.int32)
         if y.shape.rank == 1 or (y.shape.rank == 2 and y.shape[-1] == 1):
-            labels = tf.cast(tf.reshape(y, [-1]), tf.int32)
-            labels = check_label_range(labels, classes)
+            y = tf.reshape(y, [-1])
+            if y.dtype.is_floating:
+                # Casting 2.7 or NaN to int would train on a label nobody gave.
+                check = tf.debugging.assert_equal(
+                    y, tf.round(y), message="labels must be whole class indices (got a fractional, NaN or Inf value)"
+                )
+                with tf.control_dependencies([check] if check is not None else []):
+                    y = tf.identity(y)
+            labels = check_label_range(tf.cast(y, tf.int32), classes)
             return tf.one_hot(labels, classes, dtype=tf.float32), labels
         raise InputError(
             f"Labels of shape {tuple(y.shape)} do not fit a {classes}-class model: "
@@ -147,6 +196,7 @@ class ClassifierTrainer(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._check_no_compiled_loss()
         targets, labels = self.prepare_targets(y)
+        y, sample_weight = metric_labels(y, targets, labels), check_sample_weight(sample_weight)
         with tf.GradientTape() as tape:
             logits, per_example, terms = self.compute_terms(x, targets, labels, tape)
             loss = loss_lib.reduce_per_example(per_example, sample_weight)
@@ -161,7 +211,8 @@ class ClassifierTrainer(keras.Model):
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._check_no_compiled_loss()
-        targets, _ = self.prepare_targets(y)
+        targets, labels = self.prepare_targets(y)
+        y, sample_weight = metric_labels(y, targets, labels), check_sample_weight(sample_weight)
         logits = self.logits(x, training=False)
         ce = loss_lib.cross_entropy(targets, logits)
         loss = loss_lib.reduce_per_example(ce, sample_weight) + self._regularization()
@@ -175,18 +226,10 @@ class ClassifierTrainer(keras.Model):
         # The loss is this replica's share (divided by the replica count); the
         # tracker averages across replicas, so undo the division as Keras does.
         loss = loss * tf.cast(loss_lib.num_replicas(), tf.float32)
-        if self._loss_tracker is not None:
-            self._loss_tracker.update_state(loss, sample_weight=batch)
+        self.loss_tracker.update_state(loss, sample_weight=batch)
         for name, value in terms.items():
             weight = None if sample_weight is None else tf.reshape(sample_weight, [-1])
             self.term_trackers[name].update_state(value, sample_weight=weight)
-
-    @property
-    def metrics(self):
-        tracked = list(super().metrics)
-        known = {id(metric) for metric in tracked}
-        tracked.extend(m for m in self.term_trackers.values() if id(m) not in known)
-        return tracked
 
     # -- fit with the epoch counter and label checks ----------------------------
     def fit(self, x=None, y=None, *args, callbacks=None, validation_data=None, **kwargs):
@@ -197,12 +240,16 @@ class ClassifierTrainer(keras.Model):
         would otherwise train silently.
         """
         callbacks = list(callbacks or [])
-        if not any(isinstance(cb, EpochCounter) for cb in callbacks):
-            callbacks.append(EpochCounter())
+        for kind in (EpochCounter, StopOnNonFinite):
+            if not any(isinstance(cb, kind) for cb in callbacks):
+                callbacks.append(kind())
         x, y = self.checked_inputs(x, y)
         if isinstance(validation_data, tf.data.Dataset):
             validation_data, _ = self.checked_inputs(validation_data, None)
-        return super().fit(x, y, *args, callbacks=callbacks, validation_data=validation_data, **kwargs)
+        history = super().fit(x, y, *args, callbacks=callbacks, validation_data=validation_data, **kwargs)
+        if not history.history and kwargs.get("initial_epoch", 0) < kwargs.get("epochs", 1):
+            raise InputError("fit ran no training step: the training data is empty.")
+        return history
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         x, y = self.checked_inputs(x, y)
@@ -210,6 +257,10 @@ class ClassifierTrainer(keras.Model):
 
     def checked_inputs(self, x, y):
         """Validate labels outside the compiled step (arrays now, datasets lazily)."""
+        if isinstance(x, tf.data.Dataset) and int(x.cardinality()) == 0:
+            raise InputError("The dataset is empty: there is nothing to train or evaluate on.")
+        if isinstance(x, (np.ndarray, tf.Tensor)) and x.shape and x.shape[0] == 0:
+            raise InputError("The input array is empty: there is nothing to train or evaluate on.")
         if y is not None and not isinstance(y, tf.Tensor) and np.ndim(y) in (1, 2):
             labels = np.asarray(y)
             if labels.ndim == 1 or labels.shape[-1] == 1:
@@ -225,15 +276,16 @@ class ClassifierTrainer(keras.Model):
 
     def _check_element(self, *element):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(element if len(element) > 1 else element[0])
-        _, labels = self.prepare_targets(y)
-        with tf.control_dependencies([labels]):
+        targets, labels = self.prepare_targets(y)
+        checks = [targets, labels] + ([] if sample_weight is None else [check_sample_weight(sample_weight)])
+        with tf.control_dependencies(checks):
             y = tf.identity(y)
         return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
 
     # -- serialization ----------------------------------------------------------
     def get_config(self):
         return {
-            "name": self.name,
+            **super().get_config(),
             "backbone": keras.saving.serialize_keras_object(self.backbone),
         }
 
@@ -244,6 +296,35 @@ class ClassifierTrainer(keras.Model):
             config["backbone"], custom_objects=custom_objects
         )
         return cls(**config)
+
+
+def metric_labels(y, targets, labels):
+    """The labels compiled metrics see: checked integer classes, or the checked distributions."""
+    return labels if y.shape.rank == 1 or (y.shape.rank == 2 and y.shape[-1] == 1) else targets
+
+
+def check_distributions(targets):
+    """Assert one-hot or soft label rows: values in [0, 1] summing to 1 (±1e-3)."""
+    message = "one-hot or soft labels must be rows of values in [0, 1] that sum to 1"
+    checks = [
+        tf.debugging.assert_greater_equal(targets, 0.0, message=message),
+        tf.debugging.assert_less_equal(targets, 1.0, message=message),
+        tf.debugging.assert_near(tf.reduce_sum(targets, -1), tf.ones_like(targets[:, 0]), atol=1e-3, message=message),
+    ]
+    with tf.control_dependencies([c for c in checks if c is not None]):
+        return tf.identity(targets)
+
+
+def check_sample_weight(sample_weight):
+    """Assert finite, non-negative sample weights (a negative weight would reward mistakes)."""
+    if sample_weight is None:
+        return None
+    weight = tf.cast(sample_weight, tf.float32)
+    message = "sample weights must be finite and >= 0"
+    checks = [tf.debugging.assert_non_negative(weight, message=message),
+              tf.debugging.assert_equal(tf.reduce_all(tf.math.is_finite(weight)), True, message=message)]
+    with tf.control_dependencies([c for c in checks if c is not None]):
+        return tf.identity(sample_weight)
 
 
 def check_label_range(labels, num_classes):
