@@ -45,6 +45,25 @@ def test_bad_requests_fail_clearly(exported, images):
         served.signatures["serving_default"](images=tf.zeros((2, 9, 9, 3)))
     with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a float tensor"):
         served.signatures["serving_default"](images=tf.zeros((2, 8, 8, 3), tf.int32))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one more axis than a single image"):
+        served.signatures["serving_default"](images=tf.zeros((8, 8, 3)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="at least one image"):
+        served.signatures["serving_default"](images=tf.zeros((0, 8, 8, 3)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="class_index must be a list"):
+        explain(images=tf.constant(images), class_index=tf.constant(1))
+
+
+def test_explainer_by_name_and_no_export_of_a_diverged_model(tmp_path, images):
+    model = ki.IntrospectiveModel(tiny_backbone(seed=5))
+    served = tf.saved_model.load(export_saved_model(model, tmp_path / "named", explainer="grad_cam"))
+    maps = served.signatures["explain"](images=tf.constant(images), class_index=tf.constant([0, 1, 2, 3]))
+    expected = ki.explainers.GradCAM()(model, images, np.array([0, 1, 2, 3]))[:, 0]
+    np.testing.assert_allclose(maps["explanation"].numpy(), expected, atol=1e-5)
+    kernel = model.backbone.get_layer("logits").kernel
+    kernel.assign(np.full(kernel.shape, np.nan, "float32"))
+    with pytest.raises(ki.methods.base.NonFiniteLossError, match="NaN or infinite values"):
+        export_saved_model(model, tmp_path / "nan")
+    assert not (tmp_path / "nan").exists()
 
 
 def test_saved_model_cli_runs_both_signatures(tmp_path, images):

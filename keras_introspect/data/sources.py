@@ -116,6 +116,7 @@ def image_folder(path):
             f"Dataset directory {path!r} has no {' or '.join(missing)} split; an "
             "ImageFolder needs train/<class>/<image> and test/<class>/<image>."
         )
+    check_class_folders(path, ("train", "test"))
     builder = tfds.folder_dataset.ImageFolder(path)
     arrays = {}
     for split in ("train", "test"):
@@ -126,6 +127,43 @@ def image_folder(path):
         arrays[split] = (x, y.astype("int32"))
     names = builder.info.features["label"].names
     return ArrayData(os.path.basename(os.path.normpath(path)), *arrays["train"], *arrays["test"], names)
+
+
+def class_folders(directory):
+    """Sorted names of the visible sub-directories of `directory` (one per class)."""
+    return sorted(e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith("."))
+
+
+def check_class_folders(path, splits):
+    """Every split has the same classes, at least two, none of them empty.
+
+    Raises:
+        DatasetNotFoundError: naming the classes that differ between splits,
+            the empty class folders, or the single class.
+    """
+    classes = {split: class_folders(os.path.join(path, split)) for split in splits}
+    first = splits[0]
+    for split in splits[1:]:
+        only_first = sorted(set(classes[first]) - set(classes[split]))
+        only_other = sorted(set(classes[split]) - set(classes[first]))
+        if only_first or only_other:
+            raise DatasetNotFoundError(
+                f"The {first} and {split} splits of {path!r} have different classes: only in {first}: "
+                f"{only_first or 'none'}; only in {split}: {only_other or 'none'}. A model can only be "
+                "tested on the classes it was trained on."
+            )
+    if len(classes[first]) < 2:
+        raise DatasetNotFoundError(
+            f"{os.path.join(path, first)!r} has {len(classes[first])} class folder(s) "
+            f"({', '.join(classes[first]) or 'none'}); a classifier needs at least two classes, "
+            "each a folder of images."
+        )
+    for split in splits:
+        empty = [c for c in classes[split] if not any(
+            f.is_file() and not f.name.startswith(".") for f in os.scandir(os.path.join(path, split, c)))]
+        if empty:
+            raise DatasetNotFoundError(f"Class folder(s) {empty} of the {split} split of {path!r} hold no files.")
+    return classes[first]
 
 
 def stratified_subset(x, y, size, seed=0):

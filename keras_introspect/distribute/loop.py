@@ -111,7 +111,9 @@ def save_verified(checkpoint, directory, epoch, keep=2):
     _verify(prefix)
     found = checkpoint_epochs(directory)
     newest = sorted(found, reverse=True)
-    tf.train.update_checkpoint_state(directory, prefix, all_model_checkpoint_paths=[found[e] for e in newest[:keep]])
+    # The state file only serves TensorFlow tools (tf.train.latest_checkpoint); restores do not trust it.
+    tf.compat.v1.train.update_checkpoint_state(directory, prefix,
+                                               all_model_checkpoint_paths=[found[e] for e in newest[:keep]])
     for old in newest[keep:]:
         for path in glob.glob(found[old] + ".*"):
             os.remove(path)

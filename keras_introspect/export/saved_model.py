@@ -35,8 +35,11 @@ def export_saved_model(model, path, explainer=None, normalization=None):
     """
     from keras_introspect import explainers as explainer_lib
 
+    from keras_introspect.methods.base import check_finite_weights
+
     backbone = getattr(model, "backbone", model)
     num_classes = backbones.check_classifier(backbone)
+    check_finite_weights(backbone)
     explainer = explainer_lib.get(explainer or getattr(model, "explainer", None) or "cam")
     explainer.source_layer(backbone)  # fails early for a backbone the explainer cannot read
     logits_view = backbones.tap_model(backbone)
@@ -57,6 +60,9 @@ def export_saved_model(model, path, explainer=None, normalization=None):
     def probabilities(images):
         # A loaded signature does not enforce its declared shape, and a
         # fully-convolutional backbone would silently accept other image sizes.
+        tf.debugging.assert_rank(images, 4, message=f"images must be a batch of shape (batch, "
+                                 f"{', '.join(map(str, input_shape))}): one more axis than a single image")
+        tf.debugging.assert_positive(tf.shape(images)[0], message="images must hold at least one image")
         tf.debugging.assert_equal(
             tf.shape(images)[1:], tf.constant(input_shape, tf.int32),
             message=f"images must have shape (batch, {', '.join(map(str, input_shape))})",
@@ -70,6 +76,7 @@ def export_saved_model(model, path, explainer=None, normalization=None):
 
     @tf.function(input_signature=[images_spec, tf.TensorSpec((None,), tf.int32, name="class_index")])
     def explain(images, class_index):
+        tf.debugging.assert_rank(class_index, 1, message="class_index must be a list with one entry per image")
         images = normalize(images)
         probs = probabilities(images)
         tf.debugging.assert_equal(

@@ -50,15 +50,29 @@ class StopOnNonFinite(keras.callbacks.Callback):
     def __init__(self):
         super().__init__()
         self._epoch = 0
+        self.epochs_begun = 0
+        self.steps = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        self.epochs_begun += 1
 
     def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
         loss = (logs or {}).get("loss")
         if loss is not None and not np.isfinite(float(loss)):
             raise NonFiniteLossError(
                 f"The training loss became {float(loss)} at epoch {self._epoch + 1}, step {batch + 1}. "
+                "Check the inputs and labels for NaN or Inf, or lower the learning rate."
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        # A NaN input can vanish behind a ReLU in the forward pass and still
+        # poison the weights through its gradient.
+        bad = [w.path for w in self.model.trainable_weights if not np.all(np.isfinite(np.asarray(w)))]
+        if bad:
+            raise NonFiniteLossError(
+                f"Weights became NaN or infinite during epoch {epoch + 1} ({', '.join(bad[:3])}). "
                 "Check the inputs and labels for NaN or Inf, or lower the learning rate."
             )
 
@@ -243,11 +257,12 @@ class ClassifierTrainer(keras.Model):
         for kind in (EpochCounter, StopOnNonFinite):
             if not any(isinstance(cb, kind) for cb in callbacks):
                 callbacks.append(kind())
+        guard = next(cb for cb in callbacks if isinstance(cb, StopOnNonFinite))
         x, y = self.checked_inputs(x, y)
         if isinstance(validation_data, tf.data.Dataset):
             validation_data, _ = self.checked_inputs(validation_data, None)
         history = super().fit(x, y, *args, callbacks=callbacks, validation_data=validation_data, **kwargs)
-        if not history.history and kwargs.get("initial_epoch", 0) < kwargs.get("epochs", 1):
+        if guard.epochs_begun and not guard.steps:
             raise InputError("fit ran no training step: the training data is empty.")
         return history
 

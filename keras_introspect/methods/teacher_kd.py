@@ -21,6 +21,9 @@ N replicas. (With its default `loss="kl_divergence"`, a string, Keras 3.15's
 probabilities and drops T²; see tests/test_comparators.py.)
 """
 
+import os
+import zipfile
+
 import keras
 import tensorflow as tf
 
@@ -32,13 +35,24 @@ from keras_introspect.errors import InputError
 TEACHER_TARGETS = ("teacher", "shuffled", "uniform")
 
 
+def load_model_file(path, what="model"):
+    """`keras.saving.load_model` with errors that say what is wrong with the file."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise InputError(f"The {what} file {path!r} does not exist.")
+    if path.endswith(".keras") and not zipfile.is_zipfile(path):
+        raise InputError(f"The {what} file {path!r} is not a complete .keras archive (truncated or damaged); "
+                         "save the model again.")
+    try:
+        return keras.saving.load_model(path)
+    except (OSError, ValueError, zipfile.BadZipFile) as error:
+        raise InputError(f"Cannot load the {what} from {path!r}: {error}") from None
+
+
 def load_teacher(teacher):
     """A teacher backbone from a model, a library wrapper or a `.keras` path."""
-    if isinstance(teacher, str):
-        try:
-            teacher = keras.saving.load_model(teacher)
-        except (OSError, ValueError) as error:
-            raise InputError(f"Cannot load the teacher from {teacher!r}: {error}") from None
+    if isinstance(teacher, (str, os.PathLike)):
+        teacher = load_model_file(teacher, "teacher")
     return getattr(teacher, "backbone", teacher)
 
 

@@ -1,0 +1,253 @@
+"""Bad input gets one clear error; no run loses or mixes results (docs/reliability.md)."""
+
+import json
+import os
+import shutil
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import tiny_backbone
+
+import keras_introspect as ki
+from keras_introspect.cli.main import main
+from keras_introspect.distribute import loop
+from keras_introspect.errors import InputError
+from keras_introspect.methods.base import NonFiniteLossError
+
+
+def compiled(model=None):
+    model = model or ki.StandardModel(tiny_backbone(seed=3))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), metrics=["accuracy"])
+    return model
+
+
+# -- labels, weights, data ---------------------------------------------------------------
+
+def test_whole_float_labels_train_like_int_labels(images, labels):
+    a, b = compiled(ki.StandardModel(tiny_backbone(seed=3))), compiled(ki.StandardModel(tiny_backbone(seed=3)))
+    logs_int = a.train_on_batch(images, labels, return_dict=True)
+    logs_float = b.train_on_batch(images, labels.astype("float32"), return_dict=True)
+    assert logs_float["loss"] == pytest.approx(logs_int["loss"], rel=1e-6)
+    assert logs_float["accuracy"] == pytest.approx(logs_int["accuracy"])
+    predicted = np.argmax(tiny_backbone(seed=3).predict(images, verbose=0), -1)
+    assert logs_int["accuracy"] == pytest.approx(np.mean(predicted == labels))
+
+
+@pytest.mark.parametrize(
+    "y, message",
+    [
+        (np.array([0.0, 1.5, 2.0, 3.0], "float32"), "whole class indices"),
+        (np.array([0.0, np.nan, 2.0, 3.0], "float32"), "whole class indices"),
+        (np.eye(5, dtype="float32")[[0, 1, 2, 3]] * 3.0, "sum to 1"),
+        (-np.eye(5, dtype="float32")[[0, 1, 2, 3]], "values in \\[0, 1\\]"),
+    ],
+)
+def test_labels_that_cannot_be_classes_are_refused(images, y, message):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=message):
+        compiled().train_on_batch(images, y)
+
+
+def test_string_labels_and_bad_sample_weights_are_refused(images, labels):
+    with pytest.raises(InputError, match="Labels must be numbers"):
+        compiled().train_on_batch(images, np.array(["a", "b", "c", "d"]))
+    for weights in (np.array([1.0, -1.0, 1.0, 1.0], "float32"), np.array([1.0, np.nan, 1.0, 1.0], "float32")):
+        with pytest.raises(tf.errors.InvalidArgumentError, match="sample weights must be finite and >= 0"):
+            compiled().train_on_batch(images, labels, sample_weight=weights)
+
+
+def test_empty_data_is_refused(images, labels):
+    empty = tf.data.Dataset.from_tensor_slices((images[:0], labels[:0])).batch(2)
+    with pytest.raises(InputError, match="dataset is empty"):
+        compiled().fit(empty, epochs=1, verbose=0)
+    with pytest.raises(InputError, match="input array is empty"):
+        compiled().fit(images[:0], labels[:0], epochs=1, verbose=0)
+
+
+def test_nan_inputs_stop_training_naming_epoch_and_step(images, labels):
+    x = np.concatenate([images, images]).copy()
+    x[5, 0, 0, 0] = np.nan  # in the second batch of 4
+    y = np.concatenate([labels, labels])
+    with pytest.raises(NonFiniteLossError, match="epoch 1, step 2"):  # BatchNorm spreads it to the loss
+        compiled(ki.StandardModel(tiny_backbone(seed=3, batchnorm=True))).fit(
+            x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    model = compiled()
+    with pytest.raises(NonFiniteLossError, match="during epoch 1"):  # a ReLU hides it from the loss
+        model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    with pytest.raises(NonFiniteLossError, match="not saved or exported"):
+        ki.export.export_saved_model(model, "never-written")
+    assert not os.path.exists("never-written")
+
+
+# -- the command line's output directory -----------------------------------------------------
+
+def run(output, *extra):
+    return main(["train", "--method", "standard", "--epochs", "1", "--output", str(output), "--verbose", "0", *extra])
+
+
+def snapshot(directory):
+    return {p: open(os.path.join(directory, p), "rb").read() for p in sorted(os.listdir(directory))
+            if os.path.isfile(os.path.join(directory, p))}
+
+
+def test_a_finished_run_is_never_overwritten_without_overwrite(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(out) == 0
+    before = snapshot(out)
+    assert run(out, "--seed", "1") == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert snapshot(out) == before
+    (out / "saved_model" / "stale.txt").write_text("from an earlier run")
+    assert run(out, "--seed", "1", "--overwrite") == 0
+    assert not (out / "saved_model" / "stale.txt").exists()
+    assert json.loads((out / "metrics.json").read_text())["seed"] == 1
+    assert not (tmp_path / "run.incomplete").exists()
+
+
+def test_an_interrupted_run_leaves_the_earlier_run_whole_and_resumes(tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    assert run(out) == 0
+    before = snapshot(out)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("keras_introspect.export.export_saved_model", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(out, "--overwrite", "--epochs", "2")
+    assert snapshot(out) == before  # no new model beside the old SavedModel
+    assert (tmp_path / "run.incomplete" / "model.keras").exists()
+    monkeypatch.undo()
+    # The same command resumes (its two epochs are done) and only then replaces the run.
+    assert run(out, "--overwrite", "--epochs", "2") == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
+    assert len(json.loads((out / "history.json").read_text())["loss"]) == 2
+    assert not (tmp_path / "run.incomplete").exists()
+
+
+def test_an_interrupted_run_with_other_settings_is_not_mixed_in(tmp_path, capsys):
+    (tmp_path / "run.incomplete").mkdir()
+    (tmp_path / "run.incomplete" / "settings.json").write_text(json.dumps({"seed": 5}))
+    assert run(tmp_path / "run") == 2
+    assert "interrupted run with other settings" in capsys.readouterr().err
+
+
+def test_the_cli_reports_bugs_with_a_traceback_not_as_user_errors(tmp_path, monkeypatch):
+    def bug(*args, **kwargs):
+        raise ValueError("an internal bug")
+
+    monkeypatch.setattr("keras_introspect.recipes.train_method", bug)
+    with pytest.raises(ValueError, match="an internal bug"):
+        run(tmp_path / "run")
+
+
+# -- the multi-worker loop's checkpoints and history ---------------------------------------
+
+def loop_model():
+    model = ki.StandardModel(tiny_backbone(seed=2))
+    model.compile(optimizer=keras.optimizers.SGD(0.1), metrics=["accuracy"])
+    return model
+
+
+def dataset_fn(context, epoch):
+    rng = np.random.default_rng(epoch)
+    x = rng.normal(size=(16, 8, 8, 3)).astype("float32")
+    return tf.data.Dataset.from_tensor_slices((x, np.arange(16) % 5)).batch(8)
+
+
+def test_history_is_merged_by_epoch_across_restarts(tmp_path):
+    ckpt = str(tmp_path / "ckpt")
+    first = loop.fit_distributed(loop_model(), dataset_fn, 2, 2, checkpoint_dir=ckpt, verbose=0)
+    resumed = loop.fit_distributed(loop_model(), dataset_fn, 4, 2, checkpoint_dir=ckpt, verbose=0)
+    again = loop.fit_distributed(loop_model(), dataset_fn, 4, 2, checkpoint_dir=ckpt, verbose=0)
+    whole = loop.fit_distributed(loop_model(), dataset_fn, 4, 2, checkpoint_dir=str(tmp_path / "other"), verbose=0)
+    assert len(resumed["loss"]) == 4 and resumed["loss"][:2] == first["loss"]
+    assert again == resumed  # re-running a finished run changes nothing
+    np.testing.assert_allclose(resumed["loss"], whole["loss"], rtol=1e-5)
+    assert sorted(loop.checkpoint_epochs(ckpt)) == [2, 3]  # the two newest
+
+
+@pytest.mark.parametrize("damage", ["index", "data", "state"])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(tmp_path, damage, capsys):
+    ckpt = str(tmp_path / "ckpt")
+    first = loop.fit_distributed(loop_model(), dataset_fn, 2, 2, checkpoint_dir=ckpt, verbose=0)
+    newest = loop.checkpoint_epochs(ckpt)[1]
+    if damage == "index":
+        os.remove(newest + ".index")
+    elif damage == "data":
+        data = [p for p in os.listdir(ckpt) if p.startswith("ckpt-1.data")][0]
+        with open(os.path.join(ckpt, data), "r+b") as f:
+            f.truncate(100)
+    else:  # a garbage state file is not trusted: the newest checkpoint still restores
+        with open(os.path.join(ckpt, "checkpoint"), "w") as f:
+            f.write("garbage {{{")
+    capsys.readouterr()
+    history = loop.fit_distributed(loop_model(), dataset_fn, 3, 2, checkpoint_dir=ckpt, verbose=1)
+    out = capsys.readouterr().out
+    trained = [line.split(" - ")[0] for line in out.splitlines() if line.startswith("Epoch ")]
+    if damage == "state":
+        assert trained == ["Epoch 3/3"]
+        assert history["loss"][:2] == first["loss"]
+    else:
+        assert "ckpt-1" in out and "trying an older one" in out or "has no index file" in out
+        assert trained == ["Epoch 2/3", "Epoch 3/3"]  # resumed from ckpt-0, after the first epoch
+        assert history["loss"][0] == first["loss"][0]
+    assert len(history["loss"]) == 3
+    assert sorted(loop.checkpoint_epochs(ckpt)) == [1, 2]
+
+
+def test_older_checkpoints_stay_until_a_newer_one_is_verified(tmp_path, monkeypatch):
+    ckpt = str(tmp_path / "ckpt")
+    loop.fit_distributed(loop_model(), dataset_fn, 2, 2, checkpoint_dir=ckpt, verbose=0)
+
+    def unreadable(prefix):
+        raise tf.errors.DataLossError(None, None, "simulated bad write")
+
+    monkeypatch.setattr(loop, "_verify", unreadable)
+    with pytest.raises(tf.errors.DataLossError):
+        loop.fit_distributed(loop_model(), dataset_fn, 3, 2, checkpoint_dir=ckpt, verbose=0)
+    assert {0, 1} <= set(loop.checkpoint_epochs(ckpt))
+
+
+def test_no_restorable_checkpoint_is_an_error_naming_the_directory(tmp_path):
+    ckpt = str(tmp_path / "ckpt")
+    loop.fit_distributed(loop_model(), dataset_fn, 2, 2, checkpoint_dir=ckpt, verbose=0)
+    for prefix in loop.checkpoint_epochs(ckpt).values():
+        os.remove(prefix + ".index")
+    with pytest.raises(InputError, match=f"No checkpoint in {ckpt} restores"):
+        loop.fit_distributed(loop_model(), dataset_fn, 3, 2, checkpoint_dir=ckpt, verbose=0)
+
+
+# -- files ------------------------------------------------------------------------------------
+
+def test_image_folders_with_different_or_single_classes_are_refused(cifar_dir, tmp_path):
+    root = tmp_path / "folder"
+    for split, classes in (("train", ["cat", "dog", "frog"]), ("test", ["cat", "dog", "ship"])):
+        for name in classes:
+            (root / split / name).mkdir(parents=True)
+            shutil.copy(next((cifar_dir / "test" / "cat").iterdir()), root / split / name / "a.jpg")
+    with pytest.raises(ki.data.DatasetNotFoundError, match=r"only in train: \['frog'\]; only in test: \['ship'\]"):
+        ki.data.load_arrays(str(root))
+    shutil.rmtree(root / "train" / "frog")
+    shutil.rmtree(root / "test" / "ship")
+    shutil.rmtree(root / "train" / "dog")
+    shutil.rmtree(root / "test" / "dog")
+    with pytest.raises(ki.data.DatasetNotFoundError, match="at least two classes"):
+        ki.data.load_arrays(str(root))
+
+
+def test_a_truncated_keras_file_is_named(tmp_path):
+    model = ki.StandardModel(tiny_backbone())
+    model.save(tmp_path / "m.keras")
+    data = (tmp_path / "m.keras").read_bytes()
+    (tmp_path / "cut.keras").write_bytes(data[: len(data) // 2])
+    with pytest.raises(InputError, match="not a complete .keras archive"):
+        ki.TeacherDistillationModel(tiny_backbone(), str(tmp_path / "cut.keras"))
+
+
+def test_a_corrupt_results_file_names_the_line(tmp_path):
+    path = tmp_path / "results.jsonl"
+    path.write_text('{"config": "standard"}\n{"config": "il", "seed"\n')
+    with pytest.raises(InputError, match="results.jsonl, line 2"):
+        ki.benchmark.report.load(path)
