@@ -43,13 +43,15 @@ def test_bad_requests_fail_clearly(exported, images):
         explain(images=tf.constant(images), class_index=tf.constant([0]))
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"images must have shape \(batch, 8, 8, 3\)"):
         served.signatures["serving_default"](images=tf.zeros((2, 9, 9, 3)))
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"images must have shape \(batch, 8, 8, 3\)"):
+        served.signatures["serving_default"](images=tf.zeros((2, 8, 8)))
     with pytest.raises(tf.errors.InvalidArgumentError, match="expected to be a float tensor"):
         served.signatures["serving_default"](images=tf.zeros((2, 8, 8, 3), tf.int32))
     with pytest.raises(tf.errors.InvalidArgumentError, match="one more axis than a single image"):
         served.signatures["serving_default"](images=tf.zeros((8, 8, 3)))
     with pytest.raises(tf.errors.InvalidArgumentError, match="at least one image"):
         served.signatures["serving_default"](images=tf.zeros((0, 8, 8, 3)))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="class_index must be a list"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one entry per image"):
         explain(images=tf.constant(images), class_index=tf.constant(1))
 
 

@@ -48,7 +48,7 @@ def export_saved_model(model, path, explainer=None, normalization=None):
     archive = keras.export.ExportArchive()
     archive.track(backbone)
     archive.track(logits_view)
-    images_spec = tf.TensorSpec((None, *input_shape), tf.float32, name="images")
+    images_spec = tf.TensorSpec(None, tf.float32, name="images")  # shape checked at run time: see `checked`
 
     if normalization is not None:
         mean = tf.constant(normalization[0], tf.float32)
@@ -57,36 +57,48 @@ def export_saved_model(model, path, explainer=None, normalization=None):
     def normalize(images):
         return images if normalization is None else (images - mean) / std
 
+    def checked(images):
+        """`images` after run-time checks of its shape, with that shape made static.
+
+        The signatures declare no shape: a loaded signature does not enforce a
+        declared one, and a tensor of another rank would then reach kernels
+        that abort the server instead of answering with an error.
+        """
+        shape = ", ".join(map(str, input_shape))
+        expected = tf.constant(input_shape, tf.int32)
+        # Padded to four entries, the comparison is valid whatever rank arrives.
+        size = tf.concat([tf.shape(images), [-1, -1, -1, -1]], axis=0)[:4]
+        fits = tf.logical_and(tf.equal(tf.rank(images), 4), tf.reduce_all(tf.equal(size[1:], expected)))
+        check = tf.debugging.Assert(fits, [f"images must have shape (batch, {shape}): a batch of images, one more "
+                                           "axis than a single image; got shape", tf.shape(images)])
+        with tf.control_dependencies([check]):
+            nonempty = tf.debugging.Assert(size[0] > 0, ["images must hold at least one image"])
+        with tf.control_dependencies([nonempty]):
+            return tf.ensure_shape(images, (None, *input_shape))
+
     def probabilities(images):
-        # A loaded signature does not enforce its declared shape, and a
-        # fully-convolutional backbone would silently accept other image sizes.
-        tf.debugging.assert_rank(images, 4, message=f"images must be a batch of shape (batch, "
-                                 f"{', '.join(map(str, input_shape))}): one more axis than a single image")
-        tf.debugging.assert_positive(tf.shape(images)[0], message="images must hold at least one image")
-        tf.debugging.assert_equal(
-            tf.shape(images)[1:], tf.constant(input_shape, tf.int32),
-            message=f"images must have shape (batch, {', '.join(map(str, input_shape))})",
-        )
         logits = backbones.call_taps(logits_view, images)[-1]
         return tf.nn.softmax(tf.cast(logits, tf.float32))
 
     @tf.function(input_signature=[images_spec])
     def serve(images):
-        return {"probabilities": probabilities(normalize(images))}
+        return {"probabilities": probabilities(normalize(checked(images)))}
 
-    @tf.function(input_signature=[images_spec, tf.TensorSpec((None,), tf.int32, name="class_index")])
+    @tf.function(input_signature=[images_spec, tf.TensorSpec(None, tf.int32, name="class_index")])
     def explain(images, class_index):
-        tf.debugging.assert_rank(class_index, 1, message="class_index must be a list with one entry per image")
-        images = normalize(images)
+        # A scalar becomes a list of one, which then meets the one-entry-per-image check.
+        class_index = tf.reshape(class_index, [-1])
+        images = normalize(checked(images))
         probs = probabilities(images)
-        tf.debugging.assert_equal(
-            tf.shape(class_index)[0], tf.shape(images)[0],
-            message="class_index must have one entry per image",
-        )
-        tf.debugging.assert_less(
-            class_index, num_classes, message=f"class_index must be < {num_classes} (or -1 for the predicted class)"
-        )
-        tf.debugging.assert_greater_equal(class_index, -1, message="class_index must be >= -1")
+        checks = [
+            tf.debugging.assert_equal(tf.shape(class_index)[0], tf.shape(images)[0],
+                                      message="class_index must have one entry per image"),
+            tf.debugging.assert_less(class_index, num_classes,
+                                     message=f"class_index must be < {num_classes} (or -1 for the predicted class)"),
+            tf.debugging.assert_greater_equal(class_index, -1, message="class_index must be >= -1"),
+        ]
+        with tf.control_dependencies([c for c in checks if c is not None]):
+            class_index = tf.identity(class_index)
         predicted = tf.argmax(probs, axis=-1, output_type=tf.int32)
         chosen = tf.where(class_index < 0, predicted, class_index)
         maps = explainer.explain_batch(backbone, images, chosen[:, None])[:, 0]
