@@ -74,7 +74,7 @@ def test_kd_teacher_from_keras_file_and_round_trip(tmp_path, images, labels):
     assert not any(w is v for w in model.trainable_weights for v in model.teacher.weights)
     with pytest.raises(ValueError, match="teacher has 3 classes"):
         ki.TeacherDistillationModel(tiny_backbone(), tiny_backbone(num_classes=3))
-    with pytest.raises(ValueError, match="Cannot load the teacher"):
+    with pytest.raises(ValueError, match="teacher file .* does not exist"):
         ki.TeacherDistillationModel(tiny_backbone(), str(tmp_path / "missing.keras"))
 
 
@@ -212,9 +212,11 @@ def test_isl_curriculum_orders_instances_easy_to_hard():
     assert len(curriculum.order) == 32 and curriculum.history[0][:2] == (1, 0.5)
     losses = curriculum.snapshot_losses()
     curriculum.on_epoch_begin(2)
-    ranked = np.argsort(losses, kind="stable")
-    np.testing.assert_array_equal(curriculum.order, ranked[:48])
-    assert (np.diff(losses[curriculum.order]) >= 0).all()
+    # Phase 2: the 48 instances of lowest loss, each once, easiest first.
+    order = curriculum.order
+    assert len(order) == 48 and len(set(order.tolist())) == 48
+    assert losses[order].max() <= np.sort(losses)[47] < np.sort(losses)[48]
+    assert (np.diff(losses[order]) >= 0).all()
     batch = next(iter(curriculum.dataset()))
     np.testing.assert_array_equal(batch[1].numpy(), y[curriculum.order[:16]])
     np.testing.assert_allclose(batch[0].numpy(), x[curriculum.order[:16]])

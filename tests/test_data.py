@@ -55,6 +55,23 @@ def test_pad_crop_flip_keeps_shape_and_content():
     assert out.shape == (32, 32, 3)
     same = ki.data.pad_crop_flip(image, tf.constant([1, 2], tf.int64))
     np.testing.assert_array_equal(out.numpy(), same.numpy())
+    # Every output is a 32×32 window of the 4-pixel reflect-padded image, possibly mirrored;
+    # over seeds the windows move and half of them are mirrored.
+    padded = np.pad(image.numpy(), ((4, 4), (4, 4), (0, 0)), mode="reflect")
+    windows, flips = set(), 0
+    for seed in range(40):
+        out = ki.data.pad_crop_flip(image, tf.constant([seed, 7], tf.int64)).numpy()
+        for flipped in (False, True):
+            candidate = out[:, ::-1] if flipped else out
+            hits = [(i, j) for i in range(9) for j in range(9)
+                    if np.array_equal(candidate, padded[i:i + 32, j:j + 32])]
+            if hits:
+                windows.add(hits[0])
+                flips += flipped
+                break
+        else:
+            raise AssertionError(f"seed {seed}: the output is no window of the padded image")
+    assert len(windows) > 10 and 8 < flips < 32
 
 
 def test_image_folder_reads_the_shared_cifar10(cifar_dir):
