@@ -25,13 +25,15 @@ setup(
         "matplotlib",
         "scikit-learn",
         "tensorflow-datasets",
-        "tf-explain>=0.3.1",
-        "opencv-python-headless",
     ],
     extras_require={
         "tf": ["tensorflow>=2.16"],
         "cpu": ["tensorflow-cpu>=2.16"],
-        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "tensorboard"],
+        # tf-explain (with OpenCV) is only the reference the explainer tests compare against.
+        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "tensorboard", "tf-explain>=0.3.1",
+                 "opencv-python-headless"],
+        "tutorials": ["nbclient", "nbformat", "ipykernel", "tensorboard", "tf-explain>=0.3.1", "opencv-python-headless"],
+        "mutation": ["mutmut>=3"],
     },
     entry_points={"console_scripts": ["keras-introspect=keras_introspect.cli.main:main"]},
     classifiers=[

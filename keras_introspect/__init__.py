@@ -15,6 +15,7 @@ from keras_introspect import (
     explainers,
     export,
     losses,
+    metrics,
     recipes,
     soft_targets,
 )
@@ -25,6 +26,8 @@ from keras_introspect.methods import (
     InstanceSequenceCurriculum,
     IntrospectiveModel,
     MutualLearningModel,
+    OnlineLabelSmoothingModel,
+    ProgressiveSelfKDModel,
     StandardModel,
     TeacherDistillationModel,
     TeacherFreeModel,
@@ -40,6 +43,8 @@ __all__ = [
     "InstanceSequenceCurriculum",
     "IntrospectiveModel",
     "MutualLearningModel",
+    "OnlineLabelSmoothingModel",
+    "ProgressiveSelfKDModel",
     "StandardModel",
     "TeacherDistillationModel",
     "TeacherFreeModel",
@@ -51,6 +56,7 @@ __all__ = [
     "explainers",
     "export",
     "losses",
+    "metrics",
     "recipes",
     "soft_targets",
 ]

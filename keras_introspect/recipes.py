@@ -191,12 +191,13 @@ def train_method(arrays, protocol, method, options=None, seed=0, teacher=None, s
                                      bn_momentum=protocol.bn_momentum)
         if protocol.sync_bn:
             backbone = synchronize_batchnorm(backbone)
-        model = spec.build(backbone, teacher=teacher, **options)
+        model = spec.build(backbone, teacher=teacher, num_examples=splits.num_train, **options)
         model.compile(optimizer=sgd(protocol.lr, protocol.epochs, steps, weight_decay=protocol.weight_decay,
                                     schedule=protocol.schedule), metrics=["accuracy"])
     if multiworker:
         def dataset_fn(context, epoch):
-            examples = splits.train_examples.shard(context.num_input_pipelines, context.input_pipeline_id)
+            examples = splits.train_examples_with_ids if spec.example_ids else splits.train_examples
+            examples = examples.shard(context.num_input_pipelines, context.input_pipeline_id)
             return examples.batch(context.get_per_replica_batch_size(batch_size), drop_remainder=True)
 
         history = fit_distributed(model, dataset_fn, protocol.epochs, steps, strategy, checkpoint_dir,
@@ -216,11 +217,13 @@ def fit(model, method, splits, epochs, verbose=1, callbacks=()):
     """`model.fit` on `splits` the way `method` trains; returns the history dict.
 
     Methods with a curriculum (ISL) are fed through an
-    `InstanceSequenceCurriculum` (same number of steps per epoch).
+    `InstanceSequenceCurriculum` (same number of steps per epoch); methods
+    with per-example state (PS-KD) get the examples' ids.
     """
     callbacks = list(callbacks)
-    train = splits.train
-    if registry.get(method).curriculum:
+    spec = registry.get(method)
+    train = splits.train_with_ids if spec.example_ids else splits.train
+    if spec.curriculum:
         curriculum = InstanceSequenceCurriculum(
             splits.x_train, splits.y_train, splits.batch_size, epochs, phases=min(4, max(2, epochs)),
             augment=splits.augment,

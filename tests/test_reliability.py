@@ -251,3 +251,23 @@ def test_a_corrupt_results_file_names_the_line(tmp_path):
     path.write_text('{"config": "standard"}\n{"config": "il", "seed"\n')
     with pytest.raises(InputError, match="results.jsonl, line 2"):
         ki.benchmark.report.load(path)
+
+
+def test_isl_is_refused_under_the_multi_worker_loop(tmp_path):
+    """The curriculum is a Keras callback the multi-worker loop does not run: refuse, do not train plain KD."""
+    import socket
+    import subprocess
+
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    teacher = tmp_path / "teacher.keras"
+    ki.StandardModel(ki.architectures.digits_cnn()).save(teacher)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
+           "TF_CONFIG": json.dumps({"cluster": {"worker": [f"localhost:{port}"]}, "task": {"type": "worker", "index": 0}})}
+    result = subprocess.run(
+        ["keras-introspect", "train", "--method", "isl", "--teacher", str(teacher), "--strategy", "multiworker",
+         "--epochs", "1", "--output", str(tmp_path / "run")], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "the multi-worker loop does not run" in result.stderr
+    assert not (tmp_path / "run").exists()

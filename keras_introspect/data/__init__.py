@@ -2,7 +2,7 @@
 
 import os
 
-from keras_introspect.data.pipeline import DataSplits, make_pipelines, pad_crop_flip
+from keras_introspect.data.pipeline import DataSplits, make_pipelines, pad_crop_flip, with_example_id
 from keras_introspect.data.sources import (
     ArrayData,
     DatasetNotFoundError,
@@ -59,4 +59,5 @@ __all__ = [
     "pad_crop_flip",
     "stratified_subset",
     "tfds_dataset",
+    "with_example_id",
 ]

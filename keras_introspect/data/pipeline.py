@@ -17,6 +17,10 @@ class DataSplits:
         train, test: `tf.data.Dataset`s of `(normalized images, int labels)`.
         train_examples: the training set before batching (shuffled and
             augmented), for per-replica pipelines (`fit_distributed`).
+        train_examples_with_ids: the same examples as
+            `({"images": x, "example_id": i}, y)`, `i` the example's index in
+            the training set (`with_example_id`), for methods with per-example
+            state; `train_with_ids` batches them like `train`.
         class_names, input_shape, num_classes: dataset facts.
         mean, std: per-channel statistics used to normalize (train split).
         num_train, num_test: example counts.
@@ -27,6 +31,7 @@ class DataSplits:
     train: tf.data.Dataset
     test: tf.data.Dataset
     train_examples: tf.data.Dataset
+    train_examples_with_ids: tf.data.Dataset
     class_names: list
     input_shape: tuple
     mean: np.ndarray
@@ -44,6 +49,11 @@ class DataSplits:
     def num_classes(self):
         return len(self.class_names)
 
+    @property
+    def train_with_ids(self):
+        """`train` with each example's index: `({"images": x, "example_id": i}, y)` batches."""
+        return self.train_examples_with_ids.batch(self.batch_size).prefetch(tf.data.AUTOTUNE)
+
     def denormalize(self, images):
         """Back to the [0, 1] range for display."""
         images = np.asarray(images) * self.std + self.mean
@@ -57,6 +67,15 @@ class DataSplits:
     @property
     def scale(self):
         return 255.0 if self.mean.max() > 1.5 else 1.0
+
+
+def with_example_id(x, y, index):
+    """`(x, y, i)` → `({"images": x, "example_id": i}, y)`: the input format of methods with per-example state.
+
+    Example:
+    >>> ds = tf.data.Dataset.from_tensor_slices((x, y, np.arange(len(y)))).map(with_example_id)
+    """
+    return {"images": x, "example_id": tf.cast(index, tf.int32)}, y
 
 
 def pad_crop_flip(image, seed, pad=None):
@@ -108,19 +127,22 @@ def make_pipelines(arrays, batch_size=128, augment=True, train_size=None, seed=0
     x_test = ((arrays.x_test.astype("float32") - mean) / std).astype("float32")
     x_train = (x_train - mean) / std
 
-    train = tf.data.Dataset.from_tensor_slices((x_train, y_train))
-    train = train.shuffle(len(y_train), seed=seed, reshuffle_each_iteration=True)
+    # Every example carries its index in the training set, for methods that keep per-example
+    # state (PS-KD); the shuffle order depends only on the seed and the count, not on that.
+    indexed = tf.data.Dataset.from_tensor_slices((x_train, y_train, np.arange(len(y_train), dtype="int32")))
+    indexed = indexed.shuffle(len(y_train), seed=seed, reshuffle_each_iteration=True)
     if augment and min(arrays.input_shape[:2]) >= 16:
         randomness = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        train = tf.data.Dataset.zip((train, randomness)).map(
-            lambda xy, s: (pad_crop_flip(xy[0], s), xy[1]), num_parallel_calls=tf.data.AUTOTUNE
+        indexed = tf.data.Dataset.zip((indexed, randomness)).map(
+            lambda xyi, s: (pad_crop_flip(xyi[0], s), xyi[1], xyi[2]), num_parallel_calls=tf.data.AUTOTUNE
         )
-    examples = train
-    train = train.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
+    examples = indexed.map(lambda x, y, i: (x, y))
+    examples_with_ids = indexed.map(with_example_id)
+    train = examples.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE)
     test = tf.data.Dataset.from_tensor_slices((x_test, arrays.y_test))
     test = test.batch(int(eval_batch_size or batch_size)).prefetch(tf.data.AUTOTUNE)
     return DataSplits(
-        train=train, test=test, train_examples=examples, class_names=list(arrays.class_names),
+        train=train, test=test, train_examples=examples, train_examples_with_ids=examples_with_ids, class_names=list(arrays.class_names),
         input_shape=arrays.input_shape, mean=mean, std=std,
         num_train=len(y_train), num_test=len(arrays.y_test),
         x_test=x_test, y_test=arrays.y_test, x_train=x_train, y_train=y_train,

@@ -187,6 +187,9 @@ def fit_distributed(model, dataset_fn, epochs, steps_per_epoch, strategy=None, c
             start = int(round(float(model.epoch.numpy()))) + 1
             rows = _load_history(own_dir, start)
 
+    if hasattr(model, "total_epochs"):
+        model.total_epochs.assign(float(epochs))
+
     @tf.function
     def train_steps(iterator):
         for _ in tf.range(steps_per_epoch):

@@ -5,6 +5,8 @@ from keras_introspect.methods.curriculum import InstanceSequenceCurriculum
 from keras_introspect.methods.frskd import FRSKDModel
 from keras_introspect.methods.introspective import IntrospectiveModel
 from keras_introspect.methods.mutual import MutualLearningModel
+from keras_introspect.methods.online_label_smoothing import OnlineLabelSmoothingModel
+from keras_introspect.methods.progressive_self_kd import ProgressiveSelfKDModel
 from keras_introspect.methods.standard import StandardModel
 from keras_introspect.methods.teacher_free import TeacherFreeModel
 from keras_introspect.methods.teacher_kd import TeacherDistillationModel
@@ -16,6 +18,8 @@ __all__ = [
     "InstanceSequenceCurriculum",
     "IntrospectiveModel",
     "MutualLearningModel",
+    "OnlineLabelSmoothingModel",
+    "ProgressiveSelfKDModel",
     "StandardModel",
     "TeacherDistillationModel",
     "TeacherFreeModel",

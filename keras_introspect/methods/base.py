@@ -27,9 +27,15 @@ from keras_introspect.errors import InputError
 class EpochCounter(keras.callbacks.Callback):
     """Writes the current epoch into `model.epoch` at the start of each epoch.
 
-    Schedules inside the training step (warm-ups, phases) read that variable;
-    `ClassifierTrainer.fit` adds this callback automatically.
+    Schedules inside the training step (warm-ups, phases) read that variable,
+    and a model with a `total_epochs` variable gets the run's length at the
+    start. `ClassifierTrainer.fit` adds this callback automatically.
     """
+
+    def on_train_begin(self, logs=None):
+        # Schedules over the whole run (PS-KD's weight) read the run's length.
+        if hasattr(self.model, "total_epochs"):
+            self.model.total_epochs.assign(float(self.params["epochs"]))
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.epoch.assign(float(epoch))

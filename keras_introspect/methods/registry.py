@@ -20,6 +20,8 @@ from keras_introspect.errors import InputError
 from keras_introspect.methods.frskd import FRSKDModel
 from keras_introspect.methods.introspective import IntrospectiveModel
 from keras_introspect.methods.mutual import MutualLearningModel
+from keras_introspect.methods.online_label_smoothing import OnlineLabelSmoothingModel
+from keras_introspect.methods.progressive_self_kd import ProgressiveSelfKDModel
 from keras_introspect.methods.standard import StandardModel
 from keras_introspect.methods.teacher_free import TeacherFreeModel
 from keras_introspect.methods.teacher_kd import TEACHER_TARGETS, TeacherDistillationModel
@@ -115,6 +117,8 @@ class MethodSpec:
         options: `{name: Option}`.
         teacher: whether the method needs a trained teacher (`teacher=` path or model).
         curriculum: whether `fit` feeds it through an `InstanceSequenceCurriculum` (ISL).
+        example_ids: whether it keeps per-example state: it is built with
+            `num_examples` and trained on data carrying example ids.
         to_kwargs: turns checked options into constructor keyword arguments
             (default: passed as they are).
     """
@@ -125,6 +129,7 @@ class MethodSpec:
     options: dict = dataclasses.field(default_factory=dict)
     teacher: bool = False
     curriculum: bool = False
+    example_ids: bool = False
     to_kwargs: Callable | None = None
 
     def defaults(self):
@@ -153,10 +158,15 @@ class MethodSpec:
                 resolved[name] = self.options[name].check(name, value)
         return resolved
 
-    def build(self, backbone, teacher=None, **options):
-        """The method's model around `backbone`."""
+    def build(self, backbone, teacher=None, num_examples=None, **options):
+        """The method's model around `backbone` (`num_examples`: the training set's size, for per-example state)."""
         resolved = self.resolve(**options)
         kwargs = self.to_kwargs(resolved) if self.to_kwargs else dict(resolved)
+        if self.example_ids:
+            if num_examples is None:
+                raise OptionError(f"Method {self.name} keeps per-example state: pass num_examples (the training "
+                                  "set's size).")
+            kwargs["num_examples"] = num_examples
         if self.teacher:
             if teacher is None:
                 raise OptionError(
@@ -250,6 +260,15 @@ METHODS = {
                    {"alpha": Option(2.0, float, "weight of the soft-label term", range="non-negative"),
                     "beta": Option(100.0, float, "weight of the feature term", range="non-negative"),
                     "temperature": _temperature(4.0)}),
+        MethodSpec("pskd", ProgressiveSelfKDModel, "PS-KD: targets mix the label with the model's own "
+                   "last-epoch prediction, with a rising weight",
+                   {"alpha": Option(0.8, float, "weight of the last-epoch prediction at the end of training",
+                                    range="unit")}, example_ids=True),
+        MethodSpec("ols", OnlineLabelSmoothingModel, "online label smoothing: class-wise soft labels from the "
+                   "last epoch's correct predictions",
+                   {"alpha": Option(0.5, float, "weight of the hard-label term", range="unit"),
+                    "smoothing": Option(0.1, float, "label smoothing of the first epoch's soft labels",
+                                        range="unit-open")}),
         MethodSpec("isl", TeacherDistillationModel, "instance-level sequence learning: KD on an easy-to-hard "
                    "curriculum", _KD_OPTIONS, teacher=True, curriculum=True),
     )
@@ -263,13 +282,14 @@ def get(name):
     return METHODS[name]
 
 
-def build_method(method, backbone, teacher=None, **options):
+def build_method(method, backbone, teacher=None, num_examples=None, **options):
     """A training method around `backbone`, by name (see `METHODS` for the options).
 
     Args:
         method: a name in `METHODS`.
         backbone: the classifier.
         teacher: for the teacher methods, a `.keras` path or a trained model.
+        num_examples: for methods with per-example state (PS-KD), the training set's size.
         **options: the method's options; those not given take the defaults.
 
     Returns:
@@ -278,4 +298,4 @@ def build_method(method, backbone, teacher=None, **options):
     Example:
     >>> model = build_method("il", backbone, warmup_epochs=0)
     """
-    return get(method).build(backbone, teacher=teacher, **options)
+    return get(method).build(backbone, teacher=teacher, num_examples=num_examples, **options)
