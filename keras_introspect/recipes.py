@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_introspect import architectures, data
+from keras_introspect import architectures
 from keras_introspect.distribute import fit_distributed, synchronize_batchnorm
 from keras_introspect.methods import registry
 from keras_introspect.methods.curriculum import InstanceSequenceCurriculum
@@ -128,23 +128,27 @@ def resumable(backup_dir):
     return callbacks, read_history
 
 
-def make_splits(arrays, protocol, seed):
-    """The recipe's pipelines: the training subset is drawn with seed 0 whatever `seed` is,
-    so that every seed and every method sees the same images."""
-    return data.make_pipelines(arrays, batch_size=protocol.batch_size, augment=protocol.augment,
-                               train_size=protocol.train_size, seed=seed, subset_seed=0)
+def make_splits(source, protocol, seed):
+    """The recipe's pipelines of a dataset (`ArrayData` or a streaming source).
+
+    The training subset is drawn with seed 0 whatever `seed` is, so that every
+    seed and every method sees the same images.
+    """
+    return source.splits(batch_size=protocol.batch_size, augment=protocol.augment, train_size=protocol.train_size,
+                         seed=seed, subset_seed=0)
 
 
 def is_multiworker(strategy):
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
-def train_method(arrays, protocol, method, options=None, seed=0, teacher=None, strategy=None, callbacks=(),
+def train_method(source, protocol, method, options=None, seed=0, teacher=None, strategy=None, callbacks=(),
                  verbose=1, backup_dir=None, checkpoint_dir=None):
     """Build, compile and train one method under a recipe.
 
     Args:
-        arrays: the dataset (`data.ArrayData`).
+        source: the dataset: `data.ArrayData` or a streaming source
+            (`data.open_source`).
         protocol: the recipe (`benchmark.Protocol`): architecture, epochs,
             batch size, learning rate, schedule, weight decay, subset,
             augmentation, BatchNorm momentum and synchronization.
@@ -168,7 +172,7 @@ def train_method(arrays, protocol, method, options=None, seed=0, teacher=None, s
 
     Example:
     >>> protocol = ki.benchmark.get("cpu")
-    >>> model, splits, history = train_method(arrays, protocol, "il", {"alpha": 0.3}, seed=1)
+    >>> model, splits, history = train_method(ki.data.load_arrays("cifar10"), protocol, "il", {"alpha": 0.3}, seed=1)
     """
     spec = registry.get(method)
     options = spec.resolve(**(options or {}))
@@ -180,7 +184,7 @@ def train_method(arrays, protocol, method, options=None, seed=0, teacher=None, s
             "multi-worker loop does not run; train it with --strategy mirrored (one machine) instead."
         )
     keras.utils.set_random_seed(seed)
-    splits = make_splits(arrays, protocol, seed)
+    splits = make_splits(source, protocol, seed)
     if spec.teacher:
         check_teacher_normalization(teacher, splits)
     batch_size = protocol.batch_size
@@ -224,6 +228,9 @@ def fit(model, method, splits, epochs, verbose=1, callbacks=()):
     spec = registry.get(method)
     train = splits.train_with_ids if spec.example_ids else splits.train
     if spec.curriculum:
+        if splits.x_train is None:
+            raise registry.OptionError(f"Method {method} orders the training set by the model's losses and needs it "
+                                       "in memory; it cannot stream from files.")
         curriculum = InstanceSequenceCurriculum(
             splits.x_train, splits.y_train, splits.batch_size, epochs, phases=min(4, max(2, epochs)),
             augment=splits.augment,

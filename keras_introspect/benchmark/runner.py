@@ -79,10 +79,11 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
                                                   callbacks=[timer], verbose=verbose, backup_dir=backup_dir)
     accuracies = history["val_accuracy"]
     probabilities = test_probabilities(model, splits.test)
+    labels = held_out_labels(splits)
     record = {
         "config": config or method, "method": method, "options": options, "seed": seed,
         "final_accuracy": accuracies[-1], "best_accuracy": max(accuracies),
-        "ece": expected_calibration_error(splits.y_test, probabilities),
+        "ece": expected_calibration_error(labels, probabilities),
         "wall_seconds": time.time() - start, "step_seconds": timer.median, "history": history,
         "protocol": protocol.name, "dataset": protocol.dataset, "arch": protocol.arch,
         "train_size": splits.num_train, "epochs": protocol.epochs, "batch_size": protocol.batch_size,
@@ -90,9 +91,16 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
         "normalization": splits.normalization, **origin,
     }
     if method == "dml":
-        ensemble = model.ensemble_predict(splits.x_test, verbose=0).numpy().argmax(-1)
-        record["ensemble_accuracy"] = float((ensemble == splits.y_test).mean())
+        ensemble = model.ensemble_predict(splits.test, verbose=0).numpy().argmax(-1)
+        record["ensemble_accuracy"] = float((ensemble == labels).mean())
     return record
+
+
+def held_out_labels(splits):
+    """The held-out labels in the order of `splits.test`."""
+    if splits.y_test is not None:
+        return np.asarray(splits.y_test)
+    return np.concatenate([np.asarray(y) for _, y in splits.test])
 
 
 def test_probabilities(model, dataset):

@@ -60,6 +60,15 @@ def _number(kind, name, low=None, low_inclusive=True, high=None, high_inclusive=
     return parse
 
 
+def _image_size(text):
+    from keras_introspect.data import image_size_arg
+
+    try:
+        return image_size_arg(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _option_type(name, option):
     """An argparse type that converts and checks one registry option."""
     from keras_introspect.methods.registry import OptionError, explained_classes_value
@@ -108,7 +117,14 @@ def build_parser():
     train = commands.add_parser("train", help="train a classifier and write its artefacts")
     train.add_argument("--method", default="il", choices=tuple(METHODS),
                        help="; ".join(f"{name}: {spec.summary}" for name, spec in METHODS.items()))
-    train.add_argument("--dataset", default="digits", help="digits, cifar10, cifar100 or an ImageFolder path")
+    train.add_argument("--dataset", default="digits",
+                       help="digits, cifar10, cifar100, another TFDS name, or an image folder (streamed)")
+    train.add_argument("--image-size", type=_image_size, default=None,
+                       help="H or H,W: resize images to this size (image folders: default the first image's)")
+    train.add_argument("--validation-split", type=_number(float, "--validation-split", 0.0, False, 1.0), default=None,
+                       help="hold out this fraction of a folder of class folders (no train/ and test/)")
+    train.add_argument("--skip-bad-files", action="store_true",
+                       help="leave out files that do not decode as images (default: stop, naming them)")
     train.add_argument("--data-dir", default=None, help="TFDS data directory (cifar10/cifar100)")
     train.add_argument("--download", action="store_true", help="let TFDS download a missing dataset")
     train.add_argument("--arch", default=None, help=", ".join(architectures.ARCHITECTURES))
@@ -274,11 +290,13 @@ def train(args):
         weight_decay=args.weight_decay, train_size=args.train_size, augment=not args.no_augment,
         bn_momentum=args.bn_momentum, sync_bn=args.sync_bn,
     )
-    settings = {k: v for k, v in vars(args).items() if k not in ("verbose", "overwrite", "command")}
+    settings = json.loads(json.dumps({k: v for k, v in vars(args).items() if k not in ("verbose", "overwrite", "command")}))
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
     strategy = ki.distribute.get_strategy(args.strategy)
-    arrays = ki.data.load_arrays(args.dataset, data_dir=args.data_dir, download=args.download)
-    ki.architectures.get(protocol.arch, arrays.num_classes, arrays.input_shape)  # an unknown name fails before any file is written
+    source = ki.data.open_source(args.dataset, image_size=args.image_size, validation_split=args.validation_split,
+                                 skip_bad_files=args.skip_bad_files, data_dir=args.data_dir, download=args.download)
+    # An unknown architecture fails before any file is written.
+    ki.architectures.get(protocol.arch, source.num_classes, source.input_shape)
     run = RunDirectory(args.output, args.overwrite, settings)
     chief = ki.distribute.is_chief(strategy)
     print(f"Training {args.method} / {protocol.arch} on {args.dataset} for {protocol.epochs} epochs with "
@@ -286,7 +304,7 @@ def train(args):
           f"{' (resuming an interrupted run)' if run.resuming else ''}", flush=True)
     start = time.time()
     model, splits, history = recipes.train_method(
-        arrays, protocol, args.method, options, seed=args.seed, teacher=args.teacher, strategy=strategy,
+        source, protocol, args.method, options, seed=args.seed, teacher=args.teacher, strategy=strategy,
         verbose=args.verbose, backup_dir=run.path("backup"), checkpoint_dir=run.path("checkpoints"),
     )
     if not chief:
@@ -336,7 +354,7 @@ def write_explanations(model, splits, path, count=6):
 
     from keras_introspect import explainers, plots, soft_targets
 
-    x, y = splits.x_test[:count], splits.y_test[:count].astype("int32")
+    x, y = splits.preview(count)
     predictions = np.argmax(model.predict(x, verbose=0), axis=-1)
     if hasattr(model, "soft_targets"):
         own = np.asarray(model.explain(x, classes=y))

@@ -1,8 +1,10 @@
-"""Datasets: CIFAR through tensorflow-datasets, local ImageFolders, sklearn digits."""
+"""Datasets: in memory (digits, CIFAR arrays) or streamed from image folders and TFDS."""
 
 import os
 
 from keras_introspect.data.pipeline import DataSplits, make_pipelines, pad_crop_flip, with_example_id
+from keras_introspect.data.streaming import ImageFolderSource, TFDSSource, image_size_arg
+from keras_introspect.errors import InputError
 from keras_introspect.data.sources import (
     ArrayData,
     DatasetNotFoundError,
@@ -36,26 +38,79 @@ def load_arrays(dataset="digits", data_dir=None, download=False):
     )
 
 
-def load(dataset="digits", batch_size=128, augment=True, train_size=None, seed=0, data_dir=None, download=False):
-    """Load a dataset and build its pipelines (see `make_pipelines`).
+def open_source(dataset="digits", image_size=None, validation_split=None, skip_bad_files=False, data_dir=None,
+                download=False):
+    """A dataset by name or path, in memory or streamed from files.
+
+    Args:
+        dataset: `"digits"` (bundled, 8×8); `"cifar10"` / `"cifar100"` (TFDS,
+            in memory at 32×32, streamed when `image_size` is given); another
+            TFDS name (streamed, e.g. `"imagenette/160px-v2"`); or the path of
+            an image folder (streamed; `train/` with `test/`, `val/` or
+            `validation/`, or class folders with `validation_split`).
+        image_size: `H`, `(H, W)` or `"H,W"`: the size images are resized to
+            (folders: default the first image's size).
+        validation_split: held-out fraction of a folder of class folders.
+        skip_bad_files: leave undecodable files out instead of stopping.
+        data_dir, download: TFDS data directory, and whether TFDS may download.
+
+    Returns:
+        An `ArrayData` or a streaming source (`ImageFolderSource`,
+        `TFDSSource`); each builds pipelines with `.splits(batch_size, ...)`.
+    """
+    dataset = str(dataset)
+    if dataset == "digits":
+        if image_size is not None:
+            raise InputError("digits are 8×8 images; drop image_size.")
+        return digits()
+    if os.path.isdir(os.path.expanduser(dataset)):
+        return ImageFolderSource(dataset, image_size=image_size, validation_split=validation_split,
+                                 skip_bad_files=skip_bad_files)
+    if dataset.startswith(("/", ".", "~")) or os.path.sep in dataset and not _is_tfds_name(dataset):
+        raise DatasetNotFoundError(f"Dataset directory {dataset!r} does not exist.")
+    if dataset in TFDS_NAMES and image_size is None:
+        return tfds_dataset(dataset, data_dir=data_dir, download=download)
+    if _is_tfds_name(dataset):
+        return TFDSSource(dataset, image_size, data_dir=data_dir, download=download)
+    raise DatasetNotFoundError(
+        f"Unknown dataset {dataset!r}: use digits, cifar10, cifar100, another TensorFlow Datasets name "
+        "(with image_size), or the path of an image folder (train/<class>/*, test/<class>/*)."
+    )
+
+
+def _is_tfds_name(name):
+    import tensorflow_datasets as tfds
+
+    return name.split("/")[0].split(":")[0] in tfds.list_builders()
+
+
+def load(dataset="digits", batch_size=128, augment=True, train_size=None, seed=0, image_size=None,
+         validation_split=None, skip_bad_files=False, data_dir=None, download=False):
+    """A dataset's train and held-out pipelines (see `open_source` and `make_pipelines`).
 
     Example:
     >>> splits = ki.data.load("cifar10", batch_size=128, train_size=10_000)
+    >>> splits = ki.data.load("photos/", image_size=128, validation_split=0.1)   # streamed
     >>> model.fit(splits.train, validation_data=splits.test, epochs=15)
     """
-    arrays = load_arrays(dataset, data_dir=data_dir, download=download)
-    return make_pipelines(arrays, batch_size=batch_size, augment=augment, train_size=train_size, seed=seed)
+    source = open_source(dataset, image_size=image_size, validation_split=validation_split,
+                         skip_bad_files=skip_bad_files, data_dir=data_dir, download=download)
+    return source.splits(batch_size=batch_size, augment=augment, train_size=train_size, seed=seed)
 
 
 __all__ = [
     "ArrayData",
     "DataSplits",
     "DatasetNotFoundError",
+    "ImageFolderSource",
+    "TFDSSource",
     "digits",
     "image_folder",
+    "image_size_arg",
     "load",
     "load_arrays",
     "make_pipelines",
+    "open_source",
     "pad_crop_flip",
     "stratified_subset",
     "tfds_dataset",

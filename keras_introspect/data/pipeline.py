@@ -24,8 +24,10 @@ class DataSplits:
         class_names, input_shape, num_classes: dataset facts.
         mean, std: per-channel statistics used to normalize (train split).
         num_train, num_test: example counts.
-        x_test, y_test: the normalized test arrays, for plots and explanations.
-        x_train, y_train: the normalized training arrays (after subsetting).
+        x_test, y_test: the normalized test arrays (None when streamed from
+            files; `preview` serves both).
+        x_train, y_train: the normalized training arrays after subsetting
+            (None when streamed).
     """
 
     train: tf.data.Dataset
@@ -48,6 +50,16 @@ class DataSplits:
     @property
     def num_classes(self):
         return len(self.class_names)
+
+    def preview(self, count):
+        """The first `count` held-out examples as normalized numpy arrays `(x, y)`, for plots."""
+        if self.x_test is not None:
+            return self.x_test[:count], np.asarray(self.y_test[:count])
+        xs, ys = [], []
+        for x, y in self.test.unbatch().take(count):
+            xs.append(x.numpy())
+            ys.append(int(y))
+        return np.stack(xs), np.asarray(ys, "int32")
 
     @property
     def train_with_ids(self):

@@ -13,6 +13,9 @@ import numpy as np
 from keras_introspect.errors import InputError
 
 
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+
+
 class DatasetNotFoundError(InputError, FileNotFoundError):
     """Raised when a dataset is neither on disk nor downloadable."""
 
@@ -41,6 +44,13 @@ class ArrayData:
     @property
     def input_shape(self):
         return tuple(self.x_train.shape[1:])
+
+    def splits(self, batch_size=128, augment=True, train_size=None, seed=0, subset_seed=None, eval_batch_size=None):
+        """Normalized, batched pipelines of these arrays (`data.make_pipelines`)."""
+        from keras_introspect.data.pipeline import make_pipelines
+
+        return make_pipelines(self, batch_size=batch_size, augment=augment, train_size=train_size, seed=seed,
+                              subset_seed=subset_seed, eval_batch_size=eval_batch_size)
 
 
 def digits(test_fraction=0.2, seed=0):
@@ -76,24 +86,37 @@ def tfds_dataset(name, data_dir=None, download=False):
     """
     import tensorflow_datasets as tfds
 
+    builder = prepared_builder(name, data_dir=data_dir, download=download)
+    train = tfds.as_numpy(builder.as_dataset(split="train", as_supervised=True, batch_size=-1))
+    test = tfds.as_numpy(builder.as_dataset(split="test", as_supervised=True, batch_size=-1))
+    label_names = builder.info.features["label"].names
+    return ArrayData(name, train[0], train[1].astype("int32"), test[0], test[1].astype("int32"), label_names)
+
+
+def prepared_builder(name, data_dir=None, download=False):
+    """The TFDS builder of a prepared dataset (downloading it first if allowed).
+
+    Raises:
+        DatasetNotFoundError: when it is not prepared under `data_dir` and may
+            not (or cannot) be downloaded; the message says how to use local data.
+    """
+    import tensorflow_datasets as tfds
+
     try:
         builder = tfds.builder(name, data_dir=data_dir)
         if download:
             builder.download_and_prepare()
         elif not builder.is_prepared():
             raise FileNotFoundError(builder.data_dir)
-        train = tfds.as_numpy(builder.as_dataset(split="train", as_supervised=True, batch_size=-1))
-        test = tfds.as_numpy(builder.as_dataset(split="test", as_supervised=True, batch_size=-1))
     except Exception as error:  # TFDS raises several types for "not there / offline"
         raise DatasetNotFoundError(
             f"Dataset {name!r} is not prepared under data_dir={data_dir or '~/tensorflow_datasets'} "
             f"and was not downloaded ({type(error).__name__}: {error}). Either run once "
             f"with network access and download=True (CLI: --download), point data_dir "
-            f"(--data-dir) at a prepared TFDS copy, or pass a local ImageFolder directory "
+            f"(--data-dir) at a prepared TFDS copy, or pass a local image folder "
             f"with train/<class>/*.jpg and test/<class>/*.jpg as the dataset."
         ) from None
-    label_names = builder.info.features["label"].names
-    return ArrayData(name, train[0], train[1].astype("int32"), test[0], test[1].astype("int32"), label_names)
+    return builder
 
 
 def image_folder(path):
@@ -160,9 +183,12 @@ def check_class_folders(path, splits):
         )
     for split in splits:
         empty = [c for c in classes[split] if not any(
-            f.is_file() and not f.name.startswith(".") for f in os.scandir(os.path.join(path, split, c)))]
+            f.is_file() and not f.name.startswith(".") and f.name.lower().endswith(IMAGE_EXTENSIONS)
+            for f in os.scandir(os.path.join(path, split, c)))]
         if empty:
-            raise DatasetNotFoundError(f"Class folder(s) {empty} of the {split} split of {path!r} hold no files.")
+            raise DatasetNotFoundError(
+                f"Class folder(s) {empty} of the {split} split of {path!r} hold no image files "
+                f"({', '.join(IMAGE_EXTENSIONS)}).")
     return classes[first]
 
 
