@@ -14,6 +14,9 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 CIFAR_ARCHIVE = pathlib.Path(
     os.environ.get("KERAS_INTROSPECT_CIFAR_ARCHIVE", REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz")
 )
+IMAGENETTE_ARCHIVE = pathlib.Path(
+    os.environ.get("KERAS_INTROSPECT_IMAGENETTE_ARCHIVE", REPO.parent / "shared" / "data" / "imagenette-128px.tar.gz")
+)
 
 
 SOFTMAX_HEADS = ("dense", "dense_tf", "layer", "lambda", "activation_fn")
@@ -63,25 +66,35 @@ def labels():
     return np.array([0, 3, 1, 4], dtype="int32")
 
 
-@pytest.fixture(scope="session")
-def cifar_dir(tmp_path_factory):
-    """The shared CIFAR-10 JPEG copy, extracted once per session.
+def extracted(archive, folder, tmp_path_factory):
+    """`archive` extracted once into the cache (or a temporary directory); skipped when absent.
 
-    Skipped when the archive is absent (a fresh machine without ../shared);
-    CI sets KERAS_INTROSPECT_REQUIRE_DATA=1 so that a missing archive fails.
+    CI sets KERAS_INTROSPECT_REQUIRE_DATA=1 so that a missing archive fails instead.
     """
-    if not CIFAR_ARCHIVE.exists():
+    if not archive.exists():
         if os.environ.get("KERAS_INTROSPECT_REQUIRE_DATA") == "1":
-            pytest.fail(f"CIFAR-10 archive not found at {CIFAR_ARCHIVE}")
-        pytest.skip(f"CIFAR-10 archive not found at {CIFAR_ARCHIVE}")
+            pytest.fail(f"Archive not found at {archive}")
+        pytest.skip(f"Archive not found at {archive}")
     cache = os.environ.get("KERAS_INTROSPECT_CACHE")
-    root = pathlib.Path(cache) if cache else tmp_path_factory.mktemp("cifar")
-    target = root / "cifar10-jpeg"
+    root = pathlib.Path(cache) if cache else tmp_path_factory.mktemp(folder)
+    target = root / folder
     if not (target / "test").is_dir():
         root.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(CIFAR_ARCHIVE) as archive:
-            archive.extractall(root, filter="data")
+        with tarfile.open(archive) as tar:
+            tar.extractall(root, filter="data")
     return target
+
+
+@pytest.fixture(scope="session")
+def cifar_dir(tmp_path_factory):
+    """The shared CIFAR-10 JPEG copy (../shared/data), extracted once per session."""
+    return extracted(CIFAR_ARCHIVE, "cifar10-jpeg", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def imagenette_dir(tmp_path_factory):
+    """The shared Imagenette copy at 128 px (../shared/data), extracted once per session."""
+    return extracted(IMAGENETTE_ARCHIVE, "imagenette-128px", tmp_path_factory)
 
 
 def run_cli(*args, cwd=None):

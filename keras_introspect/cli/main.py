@@ -354,7 +354,11 @@ def write_explanations(model, splits, path, count=6):
 
     from keras_introspect import explainers, plots, soft_targets
 
-    x, y = splits.preview(count)
+    # One image per class, as far as the first held-out images allow.
+    x, y = splits.preview(count * 20)
+    first = [int(np.flatnonzero(y == c)[0]) for c in np.unique(y)][:count]
+    chosen = np.array((first + [i for i in range(len(y)) if i not in first])[:count])
+    x, y = x[chosen], y[chosen]
     predictions = np.argmax(model.predict(x, verbose=0), axis=-1)
     if hasattr(model, "soft_targets"):
         own = np.asarray(model.explain(x, classes=y))

@@ -179,6 +179,16 @@ def list_image_folder(path, validation_split=None, seed=0):
     return classes, pick(train_idx), pick(test_idx), f"validation_split={validation_split}"
 
 
+def interleave_classes(files):
+    """The files in round-robin order of their classes (the first images then show every class)."""
+    rank = np.zeros(len(files.labels), "int64")
+    for label in np.unique(files.labels):
+        members = np.flatnonzero(files.labels == label)
+        rank[members] = np.arange(len(members))
+    order = np.lexsort((files.labels, rank))
+    return FileList([files.paths[i] for i in order], files.labels[order])
+
+
 def _decoded(paths, size):
     """`(path, evaluation view)` for every file that decodes; the others are dropped."""
     ds = tf.data.Dataset.from_tensor_slices(paths)
@@ -254,7 +264,8 @@ class ImageFolderSource:
         self.image_size = image_size_arg(image_size)
         bad, self.mean, self.std = scan_files(train, self.image_size, statistics=True)
         self.train = drop_bad(train, bad, "train", skip_bad_files)
-        self.test = drop_bad(test, scan_files(test, self.image_size)[0], self.held_out, skip_bad_files)
+        self.test = interleave_classes(drop_bad(test, scan_files(test, self.image_size)[0], self.held_out,
+                                                skip_bad_files))
         self.skipped = len(train.paths) - len(self.train.paths) + len(test.paths) - len(self.test.paths)
         if self.skipped:
             self.mean, self.std = scan_files(self.train, self.image_size, statistics=True)[1:]
