@@ -200,7 +200,8 @@ def train_method(source, protocol, method, options=None, seed=0, teacher=None, s
                                     schedule=protocol.schedule), metrics=["accuracy"])
     if multiworker:
         def dataset_fn(context, epoch):
-            examples = splits.train_examples_with_ids if spec.example_ids else splits.train_examples
+            examples = splits.train_examples_with_ids if getattr(model, "needs_example_ids", False) \
+                else splits.train_examples
             examples = examples.shard(context.num_input_pipelines, context.input_pipeline_id)
             return examples.batch(context.get_per_replica_batch_size(batch_size), drop_remainder=True)
 
@@ -226,7 +227,7 @@ def fit(model, method, splits, epochs, verbose=1, callbacks=()):
     """
     callbacks = list(callbacks)
     spec = registry.get(method)
-    train = splits.train_with_ids if spec.example_ids else splits.train
+    train = splits.train_with_ids if getattr(model, "needs_example_ids", False) else splits.train
     if spec.curriculum:
         if splits.x_train is None:
             raise registry.OptionError(f"Method {method} orders the training set by the model's losses and needs it "

@@ -40,6 +40,10 @@ def train(strategy, method):
             model = ki.StandardModel(backbone)
         elif method == "tfkd":
             model = ki.TeacherFreeModel(backbone)
+        elif method == "il_variants":
+            model = ki.IntrospectiveModel(backbone, alpha=0.5, warmup_epochs=0, ramp_epochs=0, target_ema=0.5,
+                                          num_examples=32, class_targets=True, class_momentum=0.5,
+                                          mass_schedule="linear")
         elif method == "pskd":
             model = ki.ProgressiveSelfKDModel(backbone, num_examples=32)
         elif method == "ols":
@@ -60,10 +64,10 @@ def train(strategy, method):
         curriculum = ki.InstanceSequenceCurriculum(x, y, batch_size=8, epochs=4, phases=3, augment=False)
         history = model.fit(curriculum.dataset(), epochs=4, callbacks=[curriculum], verbose=0)
         assert [round(f, 2) for _, f, _ in curriculum.history] == [0.5, 1.0], curriculum.history
-    elif method in ("pskd", "ols"):
+    elif method in ("pskd", "ols", "il_variants"):
         # 3 epochs: the state of epoch 1 (last predictions, class soft labels) shapes epoch 2's targets.
         ds = tf.data.Dataset.from_tensor_slices((x, y, np.arange(32)))
-        ds = ds.map(ki.data.with_example_id) if method == "pskd" else ds.map(lambda a, b, i: (a, b))
+        ds = ds.map(ki.data.with_example_id) if method != "ols" else ds.map(lambda a, b, i: (a, b))
         history = model.fit(ds.batch(8), epochs=3, verbose=0)
     else:
         ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)

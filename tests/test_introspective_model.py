@@ -305,3 +305,84 @@ def test_nontarget_distillation_matches_hand_computation(images, labels):
     expected = ((1 - ALPHA) * ce + ALPHA * T**2 * kl).mean()
     assert logs["loss"] == pytest.approx(expected, rel=1e-5)
     assert logs["target_true_mass"] == pytest.approx(0.0)
+
+
+# -- the target variants (docs/method.md): smoothed over epochs, per class, rising mass -----------
+
+def variant_model(**kwargs):
+    return make_model(tiny_backbone(seed=1), **kwargs)
+
+
+def test_target_ema_averages_each_examples_target_over_epochs(images, labels):
+    model = variant_model(target_ema=0.75, num_examples=10)
+    ids = np.array([2, 7, 0, 9])
+    previous = np.random.default_rng(1).dirichlet(np.ones(5), size=10).astype("float32")
+    model.example_targets.assign(previous)
+    model.example_seen.assign(np.array([1, 1, 1, 1, 1, 1, 1, 0, 1, 0], "float32"))  # 7 and 9 not seen yet
+    onehot = np.eye(5, dtype="float32")[labels]
+    logits, loss, terms = model.compute_terms({"images": images, "example_id": ids}, onehot, labels, None)
+    q_now = hand_targets(model.backbone, images, labels)
+    seen = np.array([True, False, True, False])[:, None]
+    expected = np.where(seen, 0.75 * previous[ids] + 0.25 * q_now, q_now)
+    np.testing.assert_allclose(model.example_targets.numpy()[ids], expected, atol=1e-5)
+    assert model.example_seen.numpy()[[7, 9]].tolist() == [1.0, 1.0]
+    z = logits.numpy().astype("float64")
+    kl = (expected * (np.log(expected) - log_softmax(z / T))).sum(-1) * T**2
+    ce = -log_softmax(z)[np.arange(4), labels]
+    np.testing.assert_allclose(loss.numpy(), (1 - ALPHA) * ce + ALPHA * kl, rtol=1e-4)
+    with pytest.raises(ValueError, match="pass num_examples"):
+        variant_model(target_ema=0.5)
+
+
+def test_class_targets_are_running_means_of_class_similarities(images):
+    labels = np.array([1, 1, 3, 1], "int32")
+    model = variant_model(class_targets=True, class_momentum=0.5)
+    onehot = np.eye(5, dtype="float32")[labels]
+
+    def batch_sims(x):
+        return model.target_builder.similarities(model.explainer(model.backbone, x), labels).numpy()
+
+    sims = batch_sims(images)
+    model.compute_terms(images, onehot, labels, None)
+    table = model.class_similarity.numpy()
+    np.testing.assert_allclose(table[1], sims[[0, 1, 3]].mean(0), atol=1e-5)  # the first batch sets the row
+    np.testing.assert_allclose(table[3], sims[2], atol=1e-5)
+    assert model.class_seen.numpy().tolist() == [0, 1, 0, 1, 0]
+    other = images[::-1].copy()
+    sims2 = batch_sims(other)
+    _, _, terms = model.compute_terms(other, onehot, labels, None)
+    expected = 0.5 * table[1] + 0.5 * sims2[[0, 1, 3]].mean(0)
+    np.testing.assert_allclose(model.class_similarity.numpy()[1], expected, atol=1e-5)
+    # The soft target of every class-1 example is the mass form of its class's row.
+    q = model.soft_targets(other, labels).numpy()
+    np.testing.assert_allclose(q[0], q[1], atol=1e-6)
+    others = [0, 2, 3, 4]
+    w = np.exp(model.class_similarity.numpy()[1, others] / TAU)
+    np.testing.assert_allclose(q[0, others], EPS * w / w.sum(), rtol=1e-4)
+    with pytest.raises(ValueError, match="explained_classes='all'"):
+        variant_model(class_targets=True, explained_classes=2)
+
+
+def test_linear_mass_schedule_rises_over_the_run(images, labels):
+    model = variant_model(mass_schedule="linear")
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    x, y = np.concatenate([images] * 2), np.concatenate([labels] * 2)
+    history = model.fit(x, y, batch_size=8, epochs=4, verbose=0)
+    np.testing.assert_allclose(history.history["target_true_mass"], [1 - EPS * (t + 1) / 4 for t in range(4)],
+                               atol=1e-5)
+    with pytest.raises(ValueError, match="form='mass'"):
+        variant_model(mass_schedule="linear", soft_targets=ExplanationSoftTargets(form="nontarget"))
+
+
+def test_defaults_add_no_state_and_variants_round_trip(tmp_path, images, labels):
+    plain = variant_model()
+    assert not hasattr(plain, "example_targets") and not hasattr(plain, "class_similarity")
+    model = variant_model(target_ema=0.5, num_examples=4, class_targets=True, mass_schedule="linear")
+    data = tf.data.Dataset.from_tensor_slices((images, labels, np.arange(4))).map(ki.data.with_example_id).batch(2)
+    model.compile(optimizer=keras.optimizers.SGD(0.05))
+    model.fit(data, epochs=2, verbose=0)
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert loaded.get_config()["target_ema"] == 0.5 and loaded.class_targets and loaded.mass_schedule == "linear"
+    for a, b in zip(model.weights, loaded.weights):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))

@@ -67,7 +67,7 @@ def test_pskd_needs_example_ids_and_valid_ones():
         model.fit(X, Y, epochs=1, verbose=0)
     with pytest.raises(tf.errors.InvalidArgumentError, match="example_id must be < num_examples"):
         model.train_on_batch({"images": X[:2], "example_id": np.array([0, 24])}, Y[:2])
-    with pytest.raises(InputError, match="per-example state: pass num_examples"):
+    with pytest.raises(InputError, match="keeps per-example state: pass num_examples"):
         ki.methods.registry.build_method("pskd", tiny_backbone())
 
 

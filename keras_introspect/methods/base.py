@@ -106,6 +106,7 @@ class ClassifierTrainer(keras.Model):
     """
 
     TRAIN_TERMS = ("cross_entropy",)
+    needs_example_ids = False  # True: training data is ({"images": x, "example_id": i}, y)
 
     def __init__(self, backbone, **kwargs):
         super().__init__(**kwargs)

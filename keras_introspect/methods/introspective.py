@@ -17,7 +17,11 @@ from keras_introspect import backbones
 from keras_introspect import explainers as explainer_lib
 from keras_introspect import losses as loss_lib
 from keras_introspect import soft_targets as targets_lib
+from keras_introspect.methods import tables
 from keras_introspect.methods.base import ClassifierTrainer, maybe_stop_recording
+from keras_introspect.methods.progressive_self_kd import split_example_ids
+
+MASS_SCHEDULES = ("constant", "linear")
 from keras_introspect.errors import InputError
 
 
@@ -37,6 +41,21 @@ class IntrospectiveModel(ClassifierTrainer):
             the k classes with the highest other logits (the rest get q = 0).
         warmup_epochs: epochs of plain cross-entropy before distillation starts.
         ramp_epochs: epochs over which a then rises linearly to `alpha`.
+        target_ema: m > 0 smooths each example's target over epochs,
+            q̄ ← m · q̄ + (1 - m) · q, as PS-KD smooths predictions; the
+            training data must then carry example ids (`data.with_example_id`)
+            and `num_examples` be given. 0 (default): off.
+        class_targets: replace each example's similarities by its class's:
+            an exponential moving average over steps (momentum
+            `class_momentum`) of the mean similarity between class c's
+            true-class explanation and every class's explanation — a stable
+            non-true distribution per class, the explanation counterpart of
+            Online Label Smoothing. Needs `explained_classes="all"`.
+        class_momentum: momentum of that average.
+        mass_schedule: `"constant"` (default) or `"linear"`: the non-true mass
+            ε of the `mass` form rises as ε · (t + 1) / T over epochs t of T,
+            as PS-KD's weight does.
+        num_examples: the training set's size (with `target_ema`).
         **kwargs: passed to `keras.Model`.
 
     Example:
@@ -61,6 +80,11 @@ class IntrospectiveModel(ClassifierTrainer):
         explained_classes="all",
         warmup_epochs=5,
         ramp_epochs=5,
+        target_ema=0.0,
+        class_targets=False,
+        class_momentum=0.99,
+        mass_schedule="constant",
+        num_examples=None,
         **kwargs,
     ):
         super().__init__(backbone, **kwargs)
@@ -90,6 +114,40 @@ class IntrospectiveModel(ClassifierTrainer):
             raise InputError("warmup_epochs and ramp_epochs must be >= 0.")
         self.warmup_epochs = int(warmup_epochs)
         self.ramp_epochs = int(ramp_epochs)
+        self._init_variants(target_ema, class_targets, class_momentum, mass_schedule, num_examples)
+
+    def _init_variants(self, target_ema, class_targets, class_momentum, mass_schedule, num_examples):
+        """The optional target variants; each adds its state only when switched on."""
+        if not 0.0 <= target_ema < 1.0:
+            raise InputError(f"target_ema must be in [0, 1), got {target_ema}.")
+        if not 0.0 <= class_momentum < 1.0:
+            raise InputError(f"class_momentum must be in [0, 1), got {class_momentum}.")
+        if mass_schedule not in MASS_SCHEDULES:
+            raise InputError(f"mass_schedule must be one of {MASS_SCHEDULES}, got {mass_schedule!r}.")
+        if mass_schedule != "constant" and self.target_builder.form != "mass":
+            raise InputError("mass_schedule schedules the non-true mass of the 'mass' form; use form='mass'.")
+        if class_targets and self.explained_classes != "all":
+            raise InputError("class_targets averages similarities to every class: use explained_classes='all'.")
+        self.target_ema = float(target_ema)
+        self.class_targets = bool(class_targets)
+        self.class_momentum = float(class_momentum)
+        self.mass_schedule = mass_schedule
+        self.num_examples = None if num_examples is None else int(num_examples)
+        self.needs_example_ids = self.target_ema > 0
+        if self.needs_example_ids:
+            if self.num_examples is None or self.num_examples < 1:
+                raise InputError("target_ema keeps a target per training example: pass num_examples "
+                                 "(the training set's size).")
+            self.example_targets = tables.table_variable(self, "example_targets",
+                                                         (self.num_examples, self.num_classes))
+            self.example_seen = tables.table_variable(self, "example_seen", (self.num_examples,))
+        if self.class_targets:
+            self.class_similarity = tables.table_variable(self, "class_similarity",
+                                                          (self.num_classes, self.num_classes))
+            self.class_seen = tables.table_variable(self, "class_seen", (self.num_classes,))
+        if self.mass_schedule != "constant":
+            self.total_epochs = self.add_weight(name="total_epochs", shape=(), initializer="ones",
+                                                trainable=False, dtype="float32")
 
     # -- schedule -------------------------------------------------------------
     def current_alpha(self):
@@ -100,6 +158,38 @@ class IntrospectiveModel(ClassifierTrainer):
         else:
             factor = tf.cast(progress > 0.0, tf.float32)
         return self.alpha * factor
+
+    def current_epsilon(self):
+        """The non-true mass of this epoch: ε, or ε · (t + 1) / T with the linear schedule."""
+        if self.mass_schedule == "constant":
+            return None
+        return self.target_builder.epsilon * tf.minimum((self.epoch + 1.0) / tf.maximum(self.total_epochs, 1.0), 1.0)
+
+    # -- the variants' state -------------------------------------------------------
+    def _class_similarities(self, sims, labels):
+        """Update the per-class average of similarity rows with this global batch; return it per example."""
+        by_class = tf.one_hot(labels, self.num_classes)  # (batch, classes)
+        sums = tables.sum_across_replicas(tf.matmul(by_class, sims, transpose_a=True))
+        counts = tables.sum_across_replicas(tf.reduce_sum(by_class, axis=0))
+        present = counts > 0
+        batch_mean = sums / tf.maximum(counts, 1.0)[:, None]
+        # A class's first batch sets its row; later ones move it by (1 - momentum).
+        momentum = tf.where(self.class_seen > 0.5, self.class_momentum, 0.0)[:, None]
+        updated = momentum * self.class_similarity + (1.0 - momentum) * batch_mean
+        self.class_similarity.assign(tf.where(present[:, None], updated, self.class_similarity))
+        self.class_seen.assign(tf.where(present, 1.0, self.class_seen))
+        return tf.gather(tf.convert_to_tensor(self.class_similarity), labels)
+
+    def _smoothed_over_epochs(self, q, ids):
+        """Each example's target averaged over the epochs (its first one taken as it is)."""
+        seen = tf.gather(tf.convert_to_tensor(self.example_seen), ids)[:, None]
+        previous = tf.gather(tf.convert_to_tensor(self.example_targets), ids)
+        smoothed = tf.where(seen > 0.5, self.target_ema * previous + (1.0 - self.target_ema) * q, q)
+        all_ids, all_q = tables.gather_across_replicas(ids, smoothed)
+        tables.set_rows(self.example_targets, all_ids, all_q)
+        self.example_seen.assign(tf.tensor_scatter_nd_update(
+            tf.convert_to_tensor(self.example_seen), all_ids[:, None], tf.ones_like(all_ids, tf.float32)))
+        return smoothed
 
     # -- self-explanation --------------------------------------------------------
     def _select_classes(self, logits, labels):
@@ -113,7 +203,7 @@ class IntrospectiveModel(ClassifierTrainer):
         classes = tf.concat([labels[:, None], others], axis=1)
         return classes, tf.zeros_like(labels)
 
-    def introspect(self, x, labels, training=False, tape=None):
+    def introspect(self, x, labels, training=False, tape=None, example_ids=None):
         """One forward pass, the self-explanations and the soft targets.
 
         Args:
@@ -122,6 +212,8 @@ class IntrospectiveModel(ClassifierTrainer):
             training: run the backbone in training mode (the training step).
             tape: the outer tape of a training step, kept off the
                 explanation work.
+            example_ids: `(batch,)` indices in the training set (training
+                with `target_ema` only): the smoothed targets are updated.
 
         Returns:
             `(logits, maps, q)`: float32 logits, the `(batch, k, ...)` maps and
@@ -140,14 +232,24 @@ class IntrospectiveModel(ClassifierTrainer):
         with maybe_stop_recording(tape):
             classes, reference = self._select_classes(tf.stop_gradient(logits), labels)
             maps = self.explainer.maps_from_tape(inner, source, logits, classes, backbone=self.backbone)
-            q = self.target_builder(maps, reference)
+            sims = self.target_builder.similarities(maps, reference)
+            if self.class_targets and training:
+                sims = self._class_similarities(sims, labels)
+            elif self.class_targets:  # inspection: the averages as they stand
+                sims = tf.gather(tf.convert_to_tensor(self.class_similarity), labels)
+            q = self.target_builder.from_similarities(sims, reference, epsilon=self.current_epsilon())
             if classes is not None:
                 q = targets_lib.scatter_to_classes(q, classes, self.num_classes)
+            if example_ids is not None:
+                q = self._smoothed_over_epochs(q, example_ids)
         del inner
         return logits, maps, tf.stop_gradient(q)
 
     def compute_terms(self, x, targets, labels, tape):
-        logits, _, q = self.introspect(x, labels, training=True, tape=tape)
+        ids = None
+        if self.needs_example_ids:
+            x, ids = split_example_ids(x)
+        logits, _, q = self.introspect(x, labels, training=True, tape=tape, example_ids=ids)
         ce = loss_lib.cross_entropy(targets, logits)
         exclude = labels if self.target_builder.form == "nontarget" else None
         distill = loss_lib.distillation_kl(q, logits, self.temperature, exclude=exclude)
@@ -203,6 +305,11 @@ class IntrospectiveModel(ClassifierTrainer):
             "explained_classes": self.explained_classes,
             "warmup_epochs": self.warmup_epochs,
             "ramp_epochs": self.ramp_epochs,
+            "target_ema": self.target_ema,
+            "class_targets": self.class_targets,
+            "class_momentum": self.class_momentum,
+            "mass_schedule": self.mass_schedule,
+            "num_examples": self.num_examples,
         }
 
     @classmethod

@@ -55,6 +55,8 @@ class ProgressiveSelfKDModel(ClassifierTrainer):
 
     def __init__(self, backbone, num_examples, alpha=0.8, **kwargs):
         super().__init__(backbone, **kwargs)
+        if num_examples is None:
+            raise InputError("PS-KD keeps per-example state: pass num_examples (the training set's size).")
         if int(num_examples) < 1:
             raise InputError(f"num_examples must be >= 1, got {num_examples}.")
         if not 0.0 <= alpha <= 1.0:

@@ -117,8 +117,9 @@ class MethodSpec:
         options: `{name: Option}`.
         teacher: whether the method needs a trained teacher (`teacher=` path or model).
         curriculum: whether `fit` feeds it through an `InstanceSequenceCurriculum` (ISL).
-        example_ids: whether it keeps per-example state: it is built with
-            `num_examples` and trained on data carrying example ids.
+        example_ids: whether its model takes `num_examples` (the training
+            set's size) for per-example state; the model's
+            `needs_example_ids` then says whether its data must carry ids.
         to_kwargs: turns checked options into constructor keyword arguments
             (default: passed as they are).
     """
@@ -163,9 +164,6 @@ class MethodSpec:
         resolved = self.resolve(**options)
         kwargs = self.to_kwargs(resolved) if self.to_kwargs else dict(resolved)
         if self.example_ids:
-            if num_examples is None:
-                raise OptionError(f"Method {self.name} keeps per-example state: pass num_examples (the training "
-                                  "set's size).")
             kwargs["num_examples"] = num_examples
         if self.teacher:
             if teacher is None:
@@ -196,6 +194,8 @@ def _il_kwargs(o):
     return dict(
         explainer=explainer, soft_targets=targets, alpha=o["alpha"], temperature=o["temperature"],
         explained_classes=o["explained_classes"], warmup_epochs=o["warmup_epochs"], ramp_epochs=o["ramp_epochs"],
+        target_ema=o["target_ema"], class_targets=o["class_targets"], class_momentum=o["class_momentum"],
+        mass_schedule=o["mass_schedule"],
     )
 
 
@@ -230,13 +230,19 @@ IL_OPTIONS = {
                                 minimum=1),
     "warmup_epochs": Option(5, int, "epochs of plain cross-entropy before distilling", minimum=0),
     "ramp_epochs": Option(5, int, "epochs over which alpha then rises to its value", minimum=0),
+    "target_ema": Option(0.0, float, "average each example's target over epochs with this momentum (0: off)",
+                         range="unit-open"),
+    "class_targets": Option(False, bool, "use each class's running mean similarities instead of the example's"),
+    "class_momentum": Option(0.99, float, "momentum of the class means", range="unit-open"),
+    "mass_schedule": Option("constant", str, "non-true mass over training (linear: rises as PS-KD's weight)",
+                            choices=("constant", "linear")),
 }
 
 METHODS = {
     spec.name: spec
     for spec in (
         MethodSpec("il", IntrospectiveModel, "introspective learning: distil soft labels from self-explanations",
-                   IL_OPTIONS, to_kwargs=_il_kwargs),
+                   IL_OPTIONS, example_ids=True, to_kwargs=_il_kwargs),
         MethodSpec("standard", StandardModel, "cross-entropy with the labels"),
         MethodSpec("label_smoothing", StandardModel, "cross-entropy with uniformly smoothed labels",
                    {"label_smoothing": Option(0.1, float, "mass spread uniformly over all classes",

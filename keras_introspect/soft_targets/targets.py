@@ -74,7 +74,9 @@ class ExplanationSoftTargets:
         sims = self.similarities(maps, reference)
         return tf.stop_gradient(self.from_similarities(sims, reference))
 
-    def from_similarities(self, sims, reference):
+    def from_similarities(self, sims, reference, epsilon=None):
+        """The soft label of each row of similarities (`epsilon`: a scheduled mass, default `self.epsilon`)."""
+        epsilon = self.epsilon if epsilon is None else epsilon
         k = tf.shape(sims)[-1]
         is_true = tf.one_hot(reference, k) > 0.5
         logits = sims / self.temperature
@@ -83,7 +85,7 @@ class ExplanationSoftTargets:
         others = tf.nn.softmax(tf.where(is_true, tf.float32.min, logits), axis=-1)
         if self.form == "nontarget":
             return tf.where(is_true, 0.0, others)
-        return tf.where(is_true, 1.0 - self.epsilon, self.epsilon * others)
+        return tf.where(is_true, 1.0 - epsilon, epsilon * others)
 
     def get_config(self):
         return {
