@@ -68,6 +68,16 @@ CONFIGS = {
                                         "layer": "stage2_block3_out"}),
     "il_warmup_nontarget_weak": ("il", {"warmup_epochs": 5, "ramp_epochs": 5, "form": "nontarget", "alpha": 0.05,
                                         "temperature": 4.0}),
+    # The teacher-free rivals (issue 10) and the IL variants, with the defaults of their papers / of the library.
+    "pskd": ("pskd", {}),
+    "ols": ("ols", {}),
+    "il_target_ema": ("il", {"target_ema": 0.9}),
+    "il_class_targets": ("il", {"class_targets": True}),
+    "il_mass_linear": ("il", {"mass_schedule": "linear"}),
+    # The mechanism: IL's schedule and non-true mass with the structure removed (all similarities equal, so
+    # the mass is spread uniformly), and plain label smoothing with IL's non-true mass a·ε = 0.05.
+    "il_uniform_structure": ("il", {"target_temperature": 1e6}),
+    "label_smoothing_matched": ("label_smoothing", {"label_smoothing": 0.05 * 10 / 9}),
 }
 
 
@@ -121,6 +131,8 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--teacher", help="teacher .keras file for the kd configurations")
+    parser.add_argument("--train-teacher", action="store_true",
+                        help="train the protocol's teacher into --teacher first if it does not exist (resumable)")
     parser.add_argument("--out", required=True, help="JSON-lines results file (appended)")
     parser.add_argument("--backup-root", default=os.path.join(
         os.environ.get("KERAS_INTROSPECT_CACHE", os.path.expanduser("~/.cache/keras-introspect")), "backups"),
@@ -131,6 +143,13 @@ def main(argv=None):
     available = len(arrays.y_train)
     train_size = available if protocol.train_size is None else min(protocol.train_size, available)
     done = {record_key(r) for r in benchmark.report.load(args.out)} if os.path.exists(args.out) else set()
+    if args.train_teacher and args.teacher and not os.path.exists(args.teacher):
+        backup = os.path.join(args.backup_root, f"{protocol.name}-teacher")
+        print(f"=== teacher → {args.teacher}", flush=True)
+        info = benchmark.train_teacher(arrays, protocol, args.teacher, backup_dir=backup)
+        with open(os.path.join(os.path.dirname(os.path.abspath(args.teacher)), "teacher.json"), "w") as f:
+            json.dump(info | benchmark.provenance(), f, indent=2)
+        shutil.rmtree(backup)
     for seed in args.seeds:
         for config in args.configs:
             key = run_key(protocol, config, seed, train_size)

@@ -1,11 +1,31 @@
 #!/usr/bin/env bash
 # The `long` protocol (docs/comparators.md): Imagenette at 128 px, ResNet-18 (half width), 30 epochs.
 # Resumable: finished (config, seed) runs are skipped, an interrupted run continues from its last
-# complete epoch. Usage:
-#   bash benchmarks/run_long_protocol.sh /path/to/imagenette-128px
+# complete epoch (state under $KERAS_INTROSPECT_CACHE/backups). Usage:
+#   bash benchmarks/run_long_protocol.sh /path/to/imagenette-128px [PHASE...]
+# Phases run in priority order; give phase numbers to run only those.
 set -euo pipefail
 DATA=${1:?path of the Imagenette ImageFolder (imagenette-128px)}
+shift
+PHASES=${*:-1 2 3 4 5}
 OUT=benchmarks/results/long_protocol.jsonl
+TEACHER=benchmarks/teachers/imagenette_resnet18w32_60ep/model.keras
 COMMON=(--protocol long --data "$DATA" --out "$OUT")
-# 1. The pilot: does a regularizer beat standard training here at all? (seed 0)
-python benchmarks/formulation_sweep.py "${COMMON[@]}" --seeds 0 --configs standard label_smoothing
+sweep() { python benchmarks/formulation_sweep.py "${COMMON[@]}" "$@"; }
+for phase in $PHASES; do
+  case $phase in
+    # 1. The pilot: does a regularizer beat standard training here at all? (seed 0)
+    1) sweep --seeds 0 --configs standard label_smoothing ;;
+    # 2. The regime's qualification: the same on seeds 1 and 2.
+    2) sweep --seeds 1 2 --configs standard label_smoothing ;;
+    # 3. The teacher-free rivals, IL and its variants, and the mechanism ablation, seed 0.
+    3) sweep --seeds 0 --configs il_cam_mass_warmup pskd ols confidence_penalty il_target_ema il_class_targets \
+         il_mass_linear il_uniform_structure label_smoothing_matched ;;
+    # 4. Teacher KD and its dissections (the teacher trains twice as long), seed 0.
+    4) sweep --seeds 0 --teacher "$TEACHER" --train-teacher --configs kd kd_shuffled kd_uniform ;;
+    # 5. Seeds 1 and 2 of the comparison the conclusions rest on.
+    5) sweep --seeds 1 2 --teacher "$TEACHER" --configs il_cam_mass_warmup pskd ols il_uniform_structure \
+         kd kd_shuffled kd_uniform ;;
+    *) echo "unknown phase $phase" >&2; exit 2 ;;
+  esac
+done

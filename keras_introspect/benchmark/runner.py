@@ -109,16 +109,20 @@ def test_probabilities(model, dataset):
     return outputs if model.has_softmax else tf.nn.softmax(outputs).numpy()
 
 
-def train_teacher(arrays, protocol, path, seed=0, verbose=2):
-    """Train the protocol's teacher (standard training, longer) and save it to `path`."""
+def train_teacher(arrays, protocol, path, seed=0, verbose=2, backup_dir=None):
+    """Train the protocol's teacher (standard training, longer) and save it to `path`.
+
+    `backup_dir`: resume an interrupted teacher run from its last epoch (`recipes.resumable`).
+    """
     teacher_protocol = dataclasses.replace(
         protocol,
         arch=protocol.teacher_arch or protocol.arch,
         epochs=protocol.epochs * protocol.teacher_epochs_factor,
     )
-    model, splits, history = recipes.train_method(arrays, teacher_protocol, "standard", {}, seed, verbose=verbose)
+    model, splits, history = recipes.train_method(arrays, teacher_protocol, "standard", {}, seed, verbose=verbose,
+                                                  backup_dir=backup_dir)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     model.save(path)
     return {"path": path, "arch": teacher_protocol.arch, "epochs": teacher_protocol.epochs,
-            "test_accuracy": history["val_accuracy"][-1],
+            "test_accuracy": history["val_accuracy"][-1], "history": history,
             "normalization": splits.normalization}
