@@ -67,8 +67,13 @@ def test_markdown_table_values_and_timing_columns():
     assert rows["il"][3:6] == ["62.00 ± 1.41", "+1.00 ± 2.83", "63.00 ± 1.41"]
     assert rows["il"][6:] == ["2.0", "300", "3.00× |"]
     untimed = report.markdown_table(records, timing=False)
-    assert "step (ms)" not in untimed and "minutes/run" not in untimed
+    assert "step (ms)" not in untimed and "minutes/run" not in untimed and "ECE" not in untimed
     assert all(line.count(" | ") == 5 for line in untimed.splitlines() if line.startswith("| "))
+    for r, ece in zip(records, (0.05, 0.07, 0.02, 0.03)):
+        r["ece"] = ece
+    rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in report.markdown_table(records, timing=False)
+            .splitlines() if line.startswith("| ") and "configuration" not in line}
+    assert rows["il"][6] == "2.50 ± 0.71 |" and rows["standard"][6] == "6.00 ± 1.41 |"
 
 
 def test_a_teacher_trained_on_other_normalization_is_refused(tmp_path):

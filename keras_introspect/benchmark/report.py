@@ -95,14 +95,20 @@ def markdown_table(records, timing=True):
     for name, configs in grouped(records).items():
         base = configs.get("standard")
         base_step = _median_step(base or [])
+        # Expected calibration error (15 bins), for regimes whose records carry it.
+        calibration = any("ece" in r for rs in configs.values() for r in rs)
         columns = ["configuration", "options", "seeds", "final acc. (%)", "Δ vs standard, same seeds (pts)",
-                   "best acc. (%)"] + (["minutes/run", "step (ms)", "step / standard"] if timing else [])
+                   "best acc. (%)"] + (["ECE (%)"] if calibration else []) + \
+                  (["minutes/run", "step (ms)", "step / standard"] if timing else [])
         lines += [f"**{name}**", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for config, rs in configs.items():
             options = ", ".join(f"{k}={v}" for k, v in rs[0]["options"].items()) or "—"
             cells = [config, options, ",".join(str(r["seed"]) for r in rs),
                      _mean_std([r["final_accuracy"] for r in rs]), paired_delta(rs, base),
                      _mean_std([r["best_accuracy"] for r in rs])]
+            if calibration:
+                eces = [r["ece"] for r in rs if "ece" in r]
+                cells.append(_mean_std(eces) if eces else "—")
             if timing:
                 step = _median_step(rs)
                 cells += [f"{statistics.mean(r['wall_seconds'] for r in rs) / 60:.1f}",
