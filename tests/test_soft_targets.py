@@ -87,27 +87,6 @@ def test_equal_similarities_reduce_to_label_smoothing_over_other_classes():
     np.testing.assert_allclose(q, expected, atol=1e-6)
 
 
-def numpy_similarity(name, maps, reference):
-    flat = maps.reshape(maps.shape[0], maps.shape[1], -1).astype("float64")
-    ref = flat[np.arange(len(flat)), reference][:, None]
-    if name == "dot":
-        return (flat * ref).sum(-1) / flat.shape[-1]
-    unit = flat / np.linalg.norm(flat, axis=-1, keepdims=True)
-    return -np.linalg.norm(unit - unit[np.arange(len(flat)), reference][:, None], axis=-1)
-
-
-@pytest.mark.parametrize("name", ["dot", "euclidean"])
-def test_dot_and_euclidean_similarities_match_numpy(name):
-    maps = RNG.normal(size=(3, 6, 4, 5)).astype("float32")
-    reference = np.array([1, 0, 4])
-    ours = similarity.get(name)(similarity.flatten_maps(maps), tf.constant(reference)).numpy()
-    np.testing.assert_allclose(ours, numpy_similarity(name, maps, reference), rtol=1e-5, atol=1e-5)
-    # The reference is the most similar map to itself under both.
-    if name == "euclidean":
-        np.testing.assert_allclose(ours[np.arange(3), reference], 0.0, atol=1e-5)
-        assert (ours <= 1e-6).all()
-
-
 @pytest.mark.parametrize("form", ["mass", "softmax"])
 @pytest.mark.parametrize("center", [True, False])
 def test_all_zero_explanations_give_finite_targets(form, center):

@@ -197,6 +197,27 @@ def _decoded(paths, size):
     return ds.ignore_errors()
 
 
+class ChannelStatistics:
+    """Per-channel mean and standard deviation of streamed image batches, accumulated in float64."""
+
+    def __init__(self):
+        self.total, self.squares, self.count = np.zeros(3), np.zeros(3), 0
+
+    def add(self, images):
+        pixels = np.asarray(images).reshape(-1, 3).astype(np.float64)
+        self.total += pixels.sum(0)
+        self.squares += (pixels**2).sum(0)
+        self.count += len(pixels)
+
+    def result(self):
+        """`(mean, std)` as float32 (std with 1e-7 added, as for in-memory data)."""
+        if self.count == 0:
+            raise BadImageError("None of the training images decodes.")
+        mean = self.total / self.count
+        std = np.sqrt(np.maximum(self.squares / self.count - mean**2, 0.0)) + 1e-7
+        return mean.astype("float32"), std.astype("float32")
+
+
 def scan_files(files, size, statistics=False):
     """Decode every file once: the undecodable ones, and optionally the per-channel mean and std.
 
@@ -205,24 +226,13 @@ def scan_files(files, size, statistics=False):
         every pixel of the evaluation views.
     """
     seen = set()
-    total = np.zeros(3)
-    squares = np.zeros(3)
-    count = 0
+    accumulated = ChannelStatistics()
     for paths, images in _decoded(files.paths, size).batch(64).prefetch(2):
         seen.update(p.decode() for p in paths.numpy())
         if statistics:
-            pixels = images.numpy().reshape(-1, 3).astype(np.float64)
-            total += pixels.sum(0)
-            squares += (pixels**2).sum(0)
-            count += len(pixels)
+            accumulated.add(images)
     bad = [p for p in files.paths if p not in seen]
-    if not statistics:
-        return bad, None, None
-    if count == 0:
-        raise BadImageError("None of the training files decodes as an image.")
-    mean = total / count
-    std = np.sqrt(np.maximum(squares / count - mean**2, 0.0)) + 1e-7
-    return bad, mean.astype("float32"), std.astype("float32")
+    return (bad, *accumulated.result()) if statistics else (bad, None, None)
 
 
 def drop_bad(files, bad, split, skip_bad_files):
@@ -237,7 +247,24 @@ def drop_bad(files, bad, split, skip_bad_files):
     return FileList([files.paths[i] for i in keep], files.labels[keep])
 
 
-class ImageFolderSource:
+class StreamingSource:
+    """What every streamed source has: classes, an image size, and normalization statistics."""
+
+    class_names: list
+    image_size: tuple
+    mean: np.ndarray
+    std: np.ndarray
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @property
+    def input_shape(self):
+        return (*self.image_size, 3)
+
+
+class ImageFolderSource(StreamingSource):
     """A folder of images, streamed: `splits()` builds the pipelines of one run.
 
     Args:
@@ -269,14 +296,6 @@ class ImageFolderSource:
         self.skipped = len(train.paths) - len(self.train.paths) + len(test.paths) - len(self.test.paths)
         if self.skipped:
             self.mean, self.std = scan_files(self.train, self.image_size, statistics=True)[1:]
-
-    @property
-    def num_classes(self):
-        return len(self.class_names)
-
-    @property
-    def input_shape(self):
-        return (*self.image_size, 3)
 
     def load(self, path):
         return center_crop_resize(decode(path), self.image_size)
@@ -340,7 +359,7 @@ def build_splits(source, examples, load_raw, test_views, num_train, num_test, ba
     )
 
 
-class TFDSSource:
+class TFDSSource(StreamingSource):
     """A TensorFlow Datasets image dataset, streamed (e.g. `imagenette/160px-v2` on Colab).
 
     Args:
@@ -366,29 +385,18 @@ class TFDSSource:
         self.class_names = self.builder.info.features["label"].names
         self.num_train = self.builder.info.splits[train_split].num_examples
         self.num_test = self.builder.info.splits[self.test_split].num_examples
-        total, squares, count = np.zeros(3), np.zeros(3), 0
+        accumulated = ChannelStatistics()
         for images in self._read(train_split).map(lambda x, y: center_crop_resize(tf.cast(x, tf.float32),
                                                                                   self.image_size),
                                                   num_parallel_calls=tf.data.AUTOTUNE).batch(64):
-            pixels = images.numpy().reshape(-1, 3).astype(np.float64)
-            total, squares, count = total + pixels.sum(0), squares + (pixels**2).sum(0), count + len(pixels)
-        mean = total / count
-        self.mean = mean.astype("float32")
-        self.std = (np.sqrt(np.maximum(squares / count - mean**2, 0.0)) + 1e-7).astype("float32")
+            accumulated.add(images)
+        self.mean, self.std = accumulated.result()
 
     def _read(self, split):
         """uint8 RGB images (grey and RGBA converted) and int32 labels."""
         ds = self.builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
         return ds.map(lambda x, y: (tf.image.grayscale_to_rgb(x) if x.shape[-1] == 1 else x[..., :3],
                                     tf.cast(y, tf.int32)))
-
-    @property
-    def num_classes(self):
-        return len(self.class_names)
-
-    @property
-    def input_shape(self):
-        return (*self.image_size, 3)
 
     def splits(self, batch_size=128, augment="auto", train_size=None, seed=0, subset_seed=None,
                eval_batch_size=None):
