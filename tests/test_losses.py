@@ -51,8 +51,10 @@ def test_distillation_kl_excluding_a_class_is_the_non_target_kl():
         assert ours[i] == pytest.approx(4.0 * (q[i] * (np.log(q[i]) - log_p)).sum(), rel=1e-4)
 
 
-def test_entropy_of_logits_matches_numpy():
-    logits = RNG.normal(size=(4, 3)).astype("float32")
+@pytest.mark.parametrize("shape", [(4, 3), (2, 4, 3)])
+def test_entropy_of_logits_matches_numpy(shape):
+    """Over the class axis, whatever the leading axes."""
+    logits = RNG.normal(size=shape).astype("float32")
     log_p = log_softmax(logits.astype("float64"))
     np.testing.assert_allclose(losses.entropy_of_logits(logits).numpy(), -(np.exp(log_p) * log_p).sum(-1),
                                rtol=1e-5)

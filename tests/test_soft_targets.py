@@ -109,6 +109,10 @@ def test_scatter_to_classes_and_entropy():
     full = scatter_to_classes(q, classes, 4).numpy()
     np.testing.assert_allclose(full, [[0.1, 0, 0.9, 0], [0, 0.7, 0, 0.3]])
     np.testing.assert_allclose(entropy(full).numpy(), -(q * np.log(q)).sum(-1), atol=1e-6)
+    # Over the class axis, whatever the leading axes.
+    stacked = np.stack([full, full[::-1]])
+    np.testing.assert_allclose(entropy(stacked).numpy(), [entropy(full).numpy(), entropy(full[::-1]).numpy()],
+                               atol=1e-6)
 
 
 def test_bad_arguments_are_rejected():

@@ -77,8 +77,8 @@ class ExplanationSoftTargets:
     def from_similarities(self, sims, reference, epsilon=None):
         """The soft label of each row of similarities (`epsilon`: a scheduled mass, default `self.epsilon`)."""
         epsilon = self.epsilon if epsilon is None else epsilon
-        k = tf.shape(sims)[-1]
-        is_true = tf.one_hot(reference, k) > 0.5
+        # sims is (batch, k): the true class's column is where the column index equals the reference.
+        is_true = tf.equal(tf.range(tf.shape(sims)[1])[None, :], tf.cast(reference, tf.int32)[:, None])
         logits = sims / self.temperature
         if self.form == "softmax":
             return tf.nn.softmax(logits, axis=-1)
