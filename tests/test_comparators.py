@@ -129,18 +129,22 @@ def test_teacher_free_virtual_teacher_matches_hand_computation(images, labels):
 
 
 def test_every_recipe_method_trains_saves_and_exports(tmp_path, images, labels):
-    from keras_introspect import recipes
     from keras_introspect.export import export_saved_model
+    from keras_introspect.methods import registry
 
     teacher = ki.StandardModel(tiny_backbone(seed=9))
     teacher.save(tmp_path / "teacher.keras")
-    for method in recipes.METHODS:
-        options = {"teacher": str(tmp_path / "teacher.keras")} if method in ("kd", "tfkd_self", "isl") else {}
+    with_ids = tf.data.Dataset.from_tensor_slices((images, labels, np.arange(4))).map(ki.data.with_example_id)
+    for method, spec in registry.METHODS.items():
+        options = {"teacher": str(tmp_path / "teacher.keras")} if spec.teacher else {}
         # FRSKD needs stages at several resolutions.
         backbone = ki.architectures.resnet_cifar(8, 5, input_shape=(8, 8, 3)) if method == "frskd" else tiny_backbone(seed=1)
-        model = recipes.build_method(method, backbone, **options)
+        model = registry.build_method(method, backbone, num_examples=len(labels), **options)
         model.compile(optimizer=keras.optimizers.SGD(0.05), metrics=["accuracy"])
-        history = model.fit(images, labels, epochs=1, verbose=0)
+        if model.needs_example_ids:
+            history = model.fit(with_ids.batch(4), epochs=1, verbose=0)
+        else:
+            history = model.fit(images, labels, epochs=1, verbose=0)
         assert np.isfinite(history.history["loss"]).all(), method
         model.save(tmp_path / f"{method}.keras")
         loaded = keras.saving.load_model(tmp_path / f"{method}.keras")

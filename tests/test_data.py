@@ -92,7 +92,7 @@ def test_missing_dataset_errors(tmp_path):
 
 
 def test_tfds_offline_error_says_how_to_use_local_data(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match="ImageFolder directory"):
+    with pytest.raises(DatasetNotFoundError, match="local image folder"):
         ki.data.load_arrays("cifar10", data_dir=str(tmp_path))
 
 
