@@ -121,3 +121,20 @@ def test_normalization_is_applied_inside_the_signatures(tmp_path, images):
     np.testing.assert_allclose(probs, keras.ops.softmax(model.predict(images, verbose=0)), atol=1e-5)
     maps = served.signatures["explain"](images=tf.constant(raw), class_index=tf.constant([1, 1, 1, 1]))["explanation"]
     np.testing.assert_allclose(maps.numpy(), model.explain(images, classes=np.ones(4, "int32")), atol=1e-5)
+
+
+def test_keras_model_export_works_and_agrees_with_export_saved_model(tmp_path, images):
+    model = ki.IntrospectiveModel(tiny_backbone(seed=5))
+    model.export(str(tmp_path / "keras_way"))
+    ours = tf.saved_model.load(export_saved_model(model, tmp_path / "library_way"))
+    theirs = tf.saved_model.load(str(tmp_path / "keras_way"))
+    for name, args in [("serving_default", {"images": tf.constant(images)}),
+                       ("explain", {"images": tf.constant(images), "class_index": tf.constant([-1, 0, 1, 2])})]:
+        a, b = ours.signatures[name](**args), theirs.signatures[name](**args)
+        for key in a:
+            np.testing.assert_allclose(a[key].numpy(), b[key].numpy(), atol=1e-6)
+    standard = ki.StandardModel(tiny_backbone(seed=5))
+    standard.export(str(tmp_path / "standard"))
+    served = tf.saved_model.load(str(tmp_path / "standard")).signatures["serving_default"]
+    np.testing.assert_allclose(served(images=tf.constant(images))["probabilities"].numpy(),
+                               keras.ops.softmax(standard.predict(images, verbose=0)), atol=1e-5)

@@ -304,6 +304,24 @@ class ClassifierTrainer(keras.Model):
             y = tf.identity(y)
         return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
 
+    # -- export ------------------------------------------------------------------
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None, **kwargs):
+        """Keras's `model.export`, for a wrapper whose graph is its backbone's.
+
+        The TF SavedModel is `ki.export.export_saved_model`'s: `serving_default`
+        (probabilities), plus `explain` with the model's explainer for
+        introspective models; pass `normalization=(mean, std)` to take raw
+        pixels. Other formats export the backbone with Keras.
+        """
+        if format != "tf_saved_model":
+            return self.backbone.export(filepath, format=format, verbose=verbose, input_signature=input_signature,
+                                        **kwargs)
+        if input_signature is not None:
+            raise InputError("export takes the backbone's input shape; input_signature is not supported here.")
+        from keras_introspect.export import export_saved_model
+
+        return export_saved_model(self, filepath, **kwargs)
+
     # -- serialization ----------------------------------------------------------
     def get_config(self):
         return {
