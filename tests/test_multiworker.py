@@ -165,4 +165,7 @@ def test_cli_trains_with_two_workers(tmp_path):
     assert "with 2 replica(s)" in outs[0][0] and "Epoch 2/2" in outs[0][0]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["test_accuracy"] > 0.3
-    assert (tmp_path / "checkpoints" / "checkpoint").exists()
+    history = json.loads((tmp_path / "history.json").read_text())
+    assert len(history["loss"]) == 2
+    # The finished run replaced the work directory, checkpoints and all.
+    assert not (tmp_path.parent / (tmp_path.name + ".incomplete")).exists()
