@@ -108,6 +108,16 @@ def test_a_corrupt_file_is_named_or_skipped(mixed_folder, capsys):
     assert "Skipped 1 undecodable file" in capsys.readouterr().out
 
 
+def test_a_corrupt_file_is_named_by_the_in_memory_loader_too(tmp_path):
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            write(str(tmp_path / "d" / split / label / "ok.png"), (16, 16))
+    write(str(tmp_path / "whole.jpg"), (16, 16), fmt="JPEG")
+    (tmp_path / "d" / "test" / "b" / "broken.jpg").write_bytes((tmp_path / "whole.jpg").read_bytes()[:150])
+    with pytest.raises(streaming.BadImageError, match="broken.jpg"):
+        ki.data.load_arrays(str(tmp_path / "d"))
+
+
 def test_folder_errors(tmp_path):
     write(str(tmp_path / "one" / "train" / "only" / "0.png"), (8, 8))
     write(str(tmp_path / "one" / "test" / "only" / "0.png"), (8, 8))

@@ -10,6 +10,7 @@ import dataclasses
 import os
 
 import numpy as np
+import tensorflow as tf
 from keras_introspect.errors import InputError
 
 
@@ -143,8 +144,21 @@ def image_folder(path):
     builder = tfds.folder_dataset.ImageFolder(path)
     arrays = {}
     for split in ("train", "test"):
-        ds = builder.as_dataset(split=split, as_supervised=True, batch_size=-1, shuffle_files=False)
-        x, y = tfds.as_numpy(ds)
+        try:
+            ds = builder.as_dataset(split=split, as_supervised=True, batch_size=-1, shuffle_files=False)
+            x, y = tfds.as_numpy(ds)
+        except tf.errors.InvalidArgumentError:
+            # TFDS names no file when one does not decode ("jpeg::Uncompress failed"): find it.
+            from keras_introspect.data import streaming
+
+            _, files, test, held_out = streaming.list_image_folder(path)
+            listed = files if split == "train" else test
+            bad = streaming.scan_files(listed, (8, 8))[0]
+            raise streaming.BadImageError(
+                f"{len(bad)} file(s) of the {split} split cannot be decoded as images: {'; '.join(bad[:5])}. "
+                "Remove them (in-memory loading cannot skip files; the streamed pipeline can: "
+                "ki.data.load(path, skip_bad_files=True))."
+            ) from None
         if len(x) == 0:
             raise DatasetNotFoundError(f"The {split} split of {path!r} contains no images.")
         arrays[split] = (x, y.astype("int32"))
