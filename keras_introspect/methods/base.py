@@ -75,7 +75,7 @@ class StopOnNonFinite(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         # A NaN input can vanish behind a ReLU in the forward pass and still
         # poison the weights through its gradient.
-        bad = [w.path for w in self.model.trainable_weights if not np.all(np.isfinite(np.asarray(w)))]
+        bad = non_finite_weights(self.model.trainable_weights)
         if bad:
             raise NonFiniteLossError(
                 f"Weights became NaN or infinite during epoch {epoch + 1} ({', '.join(bad[:3])}). "
@@ -83,9 +83,14 @@ class StopOnNonFinite(keras.callbacks.Callback):
             )
 
 
+def non_finite_weights(weights):
+    """The paths of the weights holding a NaN or an infinity."""
+    return [w.path for w in weights if not np.all(np.isfinite(np.asarray(w)))]
+
+
 def check_finite_weights(model):
     """Refuse to save or export a model with NaN or infinite weights."""
-    bad = [w.path for w in model.weights if not np.all(np.isfinite(np.asarray(w)))]
+    bad = non_finite_weights(model.weights)
     if bad:
         raise NonFiniteLossError(
             f"Model {model.name!r} has NaN or infinite values in {len(bad)} weights ({', '.join(bad[:3])}"
