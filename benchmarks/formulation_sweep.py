@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 
 import keras_introspect as ki
 from keras_introspect import benchmark
@@ -110,10 +111,21 @@ def backup_dir(root, protocol, key):
     return os.path.join(root, f"{protocol.name}-{key[0]}-seed{key[1]}-{digest}")
 
 
+def model_path(args, protocol, config, seed):
+    """Where --save-models keeps a finished run's model (None without it)."""
+    if not args.save_models:
+        return None
+    return os.path.join(args.save_models, f"{protocol.name}-{config}-seed{seed}.keras")
+
+
 def run(arrays, protocol, config, seed, args, backup=None):
     method, options = CONFIGS[config]
+    save_to = model_path(args, protocol, config, seed)
+    if save_to and os.path.exists(save_to):
+        # saved by a run that stopped before its record was written; keep it, under another name
+        os.replace(save_to, f"{save_to}.unrecorded-{int(time.time())}")
     return benchmark.run_one(arrays, protocol, method, options, seed, config=config, teacher=args.teacher,
-                             backup_dir=backup)
+                             backup_dir=backup, save_to=save_to)
 
 
 def main(argv=None):
@@ -133,6 +145,8 @@ def main(argv=None):
     parser.add_argument("--teacher", help="teacher .keras file for the kd configurations")
     parser.add_argument("--train-teacher", action="store_true",
                         help="train the protocol's teacher into --teacher first if it does not exist (resumable)")
+    parser.add_argument("--save-models", metavar="DIR",
+                        help="save each finished run's model as DIR/<protocol>-<config>-seed<seed>.keras")
     parser.add_argument("--out", required=True, help="JSON-lines results file (appended)")
     parser.add_argument("--backup-root", default=os.path.join(
         os.environ.get("KERAS_INTROSPECT_CACHE", os.path.expanduser("~/.cache/keras-introspect")), "backups"),

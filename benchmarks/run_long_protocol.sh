@@ -10,7 +10,7 @@ shift
 PHASES=${*:-1 2 3 4 5}
 OUT=benchmarks/results/long_protocol.jsonl
 TEACHER=benchmarks/teachers/imagenette_resnet18w32_60ep/model.keras
-COMMON=(--protocol long --data "$DATA" --out "$OUT")
+COMMON=(--protocol long --data "$DATA" --out "$OUT" --save-models "${KERAS_INTROSPECT_CACHE:-$HOME/.cache/keras-introspect}/models")
 sweep() { python benchmarks/formulation_sweep.py "${COMMON[@]}" "$@"; }
 for phase in $PHASES; do
   case $phase in

@@ -93,3 +93,30 @@ def test_a_teacher_trained_on_other_normalization_is_refused(tmp_path):
     (tmp_path / "metrics.json").write_text(json.dumps({"normalization": {"mean": [83.9] * 3, "std": [63.0, 62.0, 66.0]}}))
     with pytest.raises(ValueError, match="normalization mean .*Retrain the teacher"):
         runner.check_teacher_normalization(str(teacher), splits)
+
+
+def test_sweep_saves_each_finished_model_once(tmp_path):
+    import importlib.util
+
+    import keras
+
+    import keras_introspect as ki
+
+    spec = importlib.util.spec_from_file_location("formulation_sweep", "benchmarks/formulation_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    models, out = tmp_path / "models", tmp_path / "results.jsonl"
+    argv = ["--protocol", "quick", "--data", "digits", "--epochs", "1", "--configs", "standard",
+            "--out", str(out), "--save-models", str(models), "--backup-root", str(tmp_path / "backups")]
+    sweep.main(argv)
+    record = report.load(out)[0]
+    saved = keras.models.load_model(models / "quick-standard-seed0.keras")
+    # the saved model is the evaluated one: its held-out accuracy is the record's
+    from keras_introspect.benchmark import runner
+
+    protocol = protocols.get("quick", dataset="digits", epochs=1)
+    splits = recipes.make_splits(ki.data.load_arrays("digits"), protocol, seed=0)
+    predicted = runner.test_probabilities(saved, splits.test).argmax(-1)
+    assert abs(float((predicted == runner.held_out_labels(splits)).mean()) - record["final_accuracy"]) < 1e-6
+    sweep.main(argv)  # finished: skipped, the model untouched
+    assert sorted(p.name for p in models.iterdir()) == ["quick-standard-seed0.keras"]

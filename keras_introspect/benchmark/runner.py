@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_introspect import recipes
+from keras_introspect.errors import InputError
 from keras_introspect.methods import registry
 from keras_introspect.recipes import check_teacher_normalization  # noqa: F401  (re-exported)
 from keras_introspect.metrics import expected_calibration_error
@@ -55,7 +56,8 @@ def provenance():
     }
 
 
-def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, verbose=2, backup_dir=None):
+def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, verbose=2, backup_dir=None,
+            save_to=None):
     """Train one method with one seed under `protocol`; return a result record.
 
     Args:
@@ -70,7 +72,11 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
         backup_dir: a directory in which the run saves its state after every
             epoch and from which it resumes when started again (see
             `resumable`); `wall_seconds` then counts only the last part.
+        save_to: if given, the trained model is saved there (`.keras`), e.g.
+            to export it afterwards; an existing file is never overwritten.
     """
+    if save_to is not None and os.path.exists(save_to):
+        raise InputError(f"{save_to} exists; refusing to overwrite an earlier run's model")
     origin = provenance()  # the code as it was when the run started
     timer = StepTimer()
     start = time.time()
@@ -90,6 +96,9 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
         "lr": protocol.lr, "augment": protocol.augment,
         "normalization": splits.normalization, **origin,
     }
+    if save_to is not None:
+        os.makedirs(os.path.dirname(os.path.abspath(save_to)), exist_ok=True)
+        model.save(save_to)
     if method == "dml":
         ensemble = model.ensemble_predict(splits.test, verbose=0).numpy().argmax(-1)
         record["ensemble_accuracy"] = float((ensemble == labels).mean())
