@@ -35,6 +35,17 @@ def test_whole_float_labels_train_like_int_labels(images, labels):
     assert logs_int["accuracy"] == pytest.approx(np.mean(predicted == labels))
 
 
+def test_fit_on_a_dataset_warns_of_nothing_and_still_honours_shuffle(images, labels):
+    import warnings
+
+    data = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the `shuffle=True ... ignored` warning of every fit
+        compiled().fit(data, epochs=1, verbose=0)
+    with pytest.warns(UserWarning, match="shuffle=True"):  # an explicit request is still Keras's to judge
+        compiled().fit(data, epochs=1, verbose=0, shuffle=True)
+
+
 @pytest.mark.parametrize(
     "y, message",
     [

@@ -263,8 +263,12 @@ class ClassifierTrainer(keras.Model):
 
         Labels are checked before the compiled step too: XLA drops the
         in-graph assertions, so under `jit_compile=True` an out-of-range label
-        would otherwise train silently.
+        would otherwise train silently. A `tf.data.Dataset` carries its own
+        shuffling, so for one `shuffle` defaults to False (Keras's default of
+        True would only be ignored, with a warning on every call).
         """
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)
         callbacks = list(callbacks or [])
         for kind in (EpochCounter, StopOnNonFinite):
             if not any(isinstance(cb, kind) for cb in callbacks):
