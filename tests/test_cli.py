@@ -17,7 +17,8 @@ def test_default_train_writes_every_artefact(tmp_path):
     assert "Epoch 3/3" in result.stdout
     for name in ("history.csv", "history.json", "metrics.json", "curves.png", "explanations.png", "model.keras"):
         assert (out / name).stat().st_size > 0, name
-    assert (out / "saved_model" / "saved_model.pb").exists()
+    assert (out / "serving" / "il" / "1" / "saved_model.pb").exists()  # TF Serving's <name>/<version>/
+    assert f"--model_base_path={out / 'serving' / 'il'}" in result.stdout
     metrics = json.loads((out / "metrics.json").read_text())
     history = json.loads((out / "history.json").read_text())
     assert metrics["method"] == "il" and metrics["dataset"] == "digits"
@@ -60,6 +61,7 @@ def test_standard_method_and_il_knobs(tmp_path):
         (["--warmup-epochs", "-1"], "warmup_epochs must be >= 0"),
         (["--method", "standard", "--alpha", "0.5"], "--alpha is not an option of --method standard"),
         (["--method", "magic"], "invalid choice: 'magic'"),
+        (["--export-name", "my/model"], "argument --export-name: use letters, digits"),
     ],
 )
 def test_bad_arguments_exit_nonzero_with_one_clear_line(tmp_path, capsys, args, message):

@@ -7,6 +7,7 @@ import tensorflow as tf
 from conftest import tiny_backbone
 
 import keras_introspect as ki
+from keras_introspect.errors import InputError
 from keras_introspect.export import export_saved_model
 
 
@@ -69,23 +70,23 @@ def test_explainer_by_name_and_no_export_of_a_diverged_model(tmp_path, images):
 
 
 def test_saved_model_cli_runs_both_signatures(tmp_path, images):
-    import shutil
     import subprocess
+    import sys
 
-    cli = shutil.which("saved_model_cli")
-    assert cli, "saved_model_cli is installed with TensorFlow"
+    # through the running interpreter: a kernel's PATH need not hold the environment's bin/ (issue 13)
+    cli = [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
     model = ki.IntrospectiveModel(tiny_backbone(seed=5))
     path = export_saved_model(model, tmp_path / "model")
     np.save(tmp_path / "images.npy", images)
     np.save(tmp_path / "classes.npy", np.array([-1, 0, 1, 2], "int32"))
-    show = subprocess.run([cli, "show", "--dir", path, "--all"], capture_output=True, text=True, check=True).stdout
+    show = subprocess.run([*cli, "show", "--dir", path, "--all"], capture_output=True, text=True, check=True).stdout
     assert "signature_def['serving_default']" in show and "signature_def['explain']" in show
     for signature, inputs in [
         ("serving_default", f"images={tmp_path / 'images.npy'}"),
         ("explain", f"images={tmp_path / 'images.npy'};class_index={tmp_path / 'classes.npy'}"),
     ]:
         run = subprocess.run(
-            [cli, "run", "--dir", path, "--tag_set", "serve", "--signature_def", signature,
+            [*cli, "run", "--dir", path, "--tag_set", "serve", "--signature_def", signature,
              "--inputs", inputs, "--outdir", str(tmp_path / signature)],
             capture_output=True, text=True,
         )
@@ -138,3 +139,53 @@ def test_keras_model_export_works_and_agrees_with_export_saved_model(tmp_path, i
     served = tf.saved_model.load(str(tmp_path / "standard")).signatures["serving_default"]
     np.testing.assert_allclose(served(images=tf.constant(images))["probabilities"].numpy(),
                                keras.ops.softmax(standard.predict(images, verbose=0)), atol=1e-5)
+
+
+# -- TF Serving's layout and REST examples ----------------------------------------------------
+
+def test_export_for_serving_writes_numbered_versions_and_never_overwrites(tmp_path, images):
+
+    model = ki.IntrospectiveModel(tiny_backbone(seed=5))
+    first = ki.export.export_for_serving(model, tmp_path, "il")
+    assert first == str(tmp_path / "il" / "1") and (tmp_path / "il" / "1" / "saved_model.pb").is_file()
+    (tmp_path / "il" / "README.md").write_text("TF Serving ignores what is not a number")
+    assert ki.export.export_for_serving(model, tmp_path, "il") == str(tmp_path / "il" / "2")
+    assert ki.export.export_for_serving(model, tmp_path, "il", version=7).endswith("7")
+    assert ki.export.versions(tmp_path / "il") == [1, 2, 7]
+    stamp = (tmp_path / "il" / "1" / "saved_model.pb").stat().st_mtime_ns
+    with pytest.raises(InputError, match="version 2 of 'il' is already exported"):
+        ki.export.export_for_serving(model, tmp_path, "il", version=2)
+    assert (tmp_path / "il" / "1" / "saved_model.pb").stat().st_mtime_ns == stamp
+    for bad in (0, -1, "3", 1.5, True):
+        with pytest.raises(InputError, match="positive integer"):
+            ki.export.export_for_serving(model, tmp_path, "il", version=bad)
+    for bad in ("", "a/b", "../up", " il"):
+        with pytest.raises(InputError, match="model name"):
+            ki.export.export_for_serving(model, tmp_path, bad)
+    with pytest.raises(InputError, match="lacks \\['std'\\]"):
+        ki.export.export_for_serving(model, tmp_path, "x", normalization={"mean": [0, 0, 0]})
+
+
+def test_rest_example_round_trips_through_the_signatures(tmp_path, images):
+    import json
+
+    model = ki.IntrospectiveModel(tiny_backbone(seed=6))
+    mean, std = np.array([120.0, 110.0, 100.0]), np.array([60.0, 50.0, 70.0])
+    raw = np.round(images * std + mean)  # whole pixel values, as a photo has
+    path = ki.export.export_for_serving(model, tmp_path, "il", normalization={"mean": mean, "std": std})
+    served = tf.saved_model.load(path)
+    request_path, response_path = ki.export.write_rest_example(served, raw[:2], tmp_path)
+    body = json.loads(open(request_path).read())
+    assert body["signature_name"] == "explain" and body["inputs"]["class_index"] == [-1, -1]
+    assert isinstance(body["inputs"]["images"][0][0][0][0], int)  # raw 0-255 pixels, not normalized floats
+    response = json.loads(open(response_path).read())["outputs"]
+    assert np.asarray(response["probabilities"]).shape == (2, 5)
+    assert np.asarray(response["explanation"]).shape == (2, *model.explain(images[:1]).shape[1:])
+    # independent of the helper: the model itself, on the normalized pixels
+    x = ((raw[:2] - mean) / std).astype("float32")
+    np.testing.assert_allclose(response["probabilities"], keras.ops.softmax(model.predict(x, verbose=0)), atol=1e-5)
+    np.testing.assert_array_equal(response["class_index"], np.argmax(model.predict(x, verbose=0), -1))
+    default = ki.export.call_like_serving(served, ki.export.rest_request(raw[:3]))
+    assert np.asarray(default["outputs"]).shape == (3, 5)  # one output: a bare list, as TF Serving answers
+    with pytest.raises(InputError, match="must be a batch"):
+        ki.export.rest_request(raw[0])

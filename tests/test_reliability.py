@@ -109,9 +109,9 @@ def test_a_finished_run_is_never_overwritten_without_overwrite(tmp_path, capsys)
     assert run(out, "--seed", "1") == 2
     assert "already holds a run" in capsys.readouterr().err
     assert snapshot(out) == before
-    (out / "saved_model" / "stale.txt").write_text("from an earlier run")
+    (out / "serving" / "standard" / "stale.txt").write_text("from an earlier run")
     assert run(out, "--seed", "1", "--overwrite") == 0
-    assert not (out / "saved_model" / "stale.txt").exists()
+    assert not (out / "serving" / "standard" / "stale.txt").exists()
     assert json.loads((out / "metrics.json").read_text())["seed"] == 1
     assert not (tmp_path / "run.incomplete").exists()
 
@@ -124,11 +124,12 @@ def test_an_interrupted_run_leaves_the_earlier_run_whole_and_resumes(tmp_path, m
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("keras_introspect.export.export_saved_model", interrupted)
+    monkeypatch.setattr("keras_introspect.export.export_for_serving", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(out, "--overwrite", "--epochs", "2")
     assert snapshot(out) == before  # no new model beside the old SavedModel
     assert (tmp_path / "run.incomplete" / "model.keras").exists()
+    (tmp_path / "run.incomplete" / "serving" / "standard" / "1").mkdir(parents=True)  # as if cut off mid-export
     monkeypatch.undo()
     # The same command resumes (its two epochs are done) and only then replaces the run.
     assert run(out, "--overwrite", "--epochs", "2") == 0

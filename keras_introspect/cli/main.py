@@ -26,7 +26,7 @@ DEFAULTS = {
     "other": dict(arch="resnet20", epochs=30, batch_size=128, lr=0.1),
 }
 ARTEFACTS = ("history.csv", "history.json", "metrics.json", "curves.png", "explanations.png", "model.keras",
-             "saved_model")
+             "serving")
 
 
 class CliError(InputError):
@@ -58,6 +58,14 @@ def _number(kind, name, low=None, low_inclusive=True, high=None, high_inclusive=
         return value
 
     return parse
+
+
+def _model_name(text):
+    from keras_introspect.export.serving import _NAME
+
+    if not _NAME.match(text):
+        raise argparse.ArgumentTypeError(f"use letters, digits, '_', '.' or '-' (it becomes a URL part), got {text!r}")
+    return text
 
 
 def _image_size(text):
@@ -138,6 +146,9 @@ def build_parser():
     train.add_argument("--no-augment", action="store_true")
     train.add_argument("--seed", type=_number(int, "--seed", 0), default=0)
     train.add_argument("--output", default="runs/latest", help="output directory (must be new or empty)")
+    train.add_argument("--export-name", type=_model_name,
+                       help="the model's name in TF Serving (default: the method); the export is "
+                            "serving/<name>/1/ in --output")
     train.add_argument("--overwrite", action="store_true",
                        help="replace the run in a non-empty --output (only once the new run has finished)")
     train.add_argument("--strategy", default="auto", choices=STRATEGIES,
@@ -278,7 +289,7 @@ def train(args):
 
     import keras_introspect as ki
     from keras_introspect import benchmark, plots, recipes
-    from keras_introspect.export import export_saved_model
+    from keras_introspect.export import export_for_serving
 
     defaults = DEFAULTS["digits" if args.dataset == "digits" else "other"]
     options = method_options(args)
@@ -329,11 +340,15 @@ def train(args):
     plots.plot_history(history, run.path("curves.png"), title=f"{args.method} · {protocol.arch} · {args.dataset}")
     write_explanations(model, splits, run.path("explanations.png"))
     model.save(run.path("model.keras"))
-    # The exported signatures take raw images and normalize them as in training.
-    export_saved_model(model, run.path("saved_model"), normalization=(splits.mean, splits.std))
+    if os.path.exists(run.path("serving")):
+        shutil.rmtree(run.path("serving"))  # a partial export of this same, interrupted run
+    # TF Serving's <name>/<version>/ layout; the signatures take raw pixels and normalize them as in training.
+    serving = export_for_serving(model, run.path("serving"), args.export_name or args.method, version=1,
+                                 normalization=splits.normalization)
     run.commit()
     print(f"Test accuracy {final['accuracy']:.4f} after {seconds:.0f} s. Wrote {', '.join(ARTEFACTS[:-1])} and "
-          f"saved_model/ to {args.output}")
+          f"{os.path.relpath(serving, run.work)}/ to {args.output} (TF Serving: --model_base_path="
+          f"{os.path.join(args.output, os.path.dirname(os.path.relpath(serving, run.work)))})")
     return metrics
 
 
