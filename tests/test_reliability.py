@@ -138,6 +138,26 @@ def test_an_interrupted_run_leaves_the_earlier_run_whole_and_resumes(tmp_path, m
     assert not (tmp_path / "run.incomplete").exists()
 
 
+def test_an_option_added_since_an_interruption_resumes_at_its_default(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("keras_introspect.export.export_for_serving", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(out)
+    monkeypatch.undo()
+    marker = tmp_path / "run.incomplete" / "settings.json"
+    settings = json.loads(marker.read_text())
+    assert settings.pop("export_name") is None  # as written by a version without --export-name
+    marker.write_text(json.dumps(settings | {"seed": 4}))
+    assert run(out) == 2
+    assert "other settings (seed)" in capsys.readouterr().err  # only what differs is named
+    marker.write_text(json.dumps(settings))
+    assert run(out) == 0 and (out / "serving" / "standard" / "1").is_dir()
+
+
 def test_an_interrupted_run_with_other_settings_is_not_mixed_in(tmp_path, capsys):
     (tmp_path / "run.incomplete").mkdir()
     (tmp_path / "run.incomplete" / "settings.json").write_text(json.dumps({"seed": 5}))

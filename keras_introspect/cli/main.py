@@ -253,8 +253,9 @@ class RunDirectory:
         if os.path.exists(marker):
             with open(marker) as f:
                 earlier = json.load(f)
-            if earlier != settings:
-                changed = sorted(k for k in set(earlier) | set(settings) if earlier.get(k) != settings.get(k))
+            # A setting one side lacks counts as unset: an option added since keeps resuming at its default.
+            changed = sorted(k for k in set(earlier) | set(settings) if earlier.get(k) != settings.get(k))
+            if changed:
                 raise CliError(f"{self.work} holds an interrupted run with other settings ({', '.join(changed)}); "
                                "run the same command again to resume it, or delete that directory")
             self.resuming = True
