@@ -15,7 +15,9 @@ from keras_introspect import (
     explainers,
     export,
     losses,
+    methods,
     metrics,
+    plots,
     recipes,
     soft_targets,
 )
@@ -56,7 +58,9 @@ __all__ = [
     "explainers",
     "export",
     "losses",
+    "methods",
     "metrics",
+    "plots",
     "recipes",
     "soft_targets",
 ]

@@ -1,131 +1,224 @@
-"""Export the committed IL ResNet-20 and write its README from a real evaluation.
+"""Export a trained IL model into saved_models/<name>/ and write its README from a real evaluation.
 
-Usage (after training it with the command recorded in TRAIN_COMMAND):
-    python saved_models/make_saved_model.py RUN_DIR CIFAR10_IMAGEFOLDER
+    # the ResNet-20 on CIFAR-10, trained by the CLI (TRAINING["il_resnet20_cifar10"]):
+    python saved_models/make_saved_model.py il_resnet20_cifar10 --data CIFAR10_DIR \\
+        --run-dir RUN_DIR --log RUN.log
+    # the ResNet-18/2 on Imagenette, trained by the long protocol's sweep with --save-models:
+    python saved_models/make_saved_model.py il_resnet18w32_imagenette --data IMAGENETTE_DIR \\
+        --record benchmarks/results/long_protocol.jsonl --config il_cam_mass_warmup --seed 0 \\
+        --model MODELS/long-il_cam_mass_warmup-seed0.keras --log benchmarks/results/long_protocol.log
 
-Exports RUN_DIR/model.keras to saved_models/il_resnet20_cifar10/1 with the
-normalization baked in (the signatures take raw 0-255 pixels), evaluates the
-exported SavedModel on the 10,000 test images, and writes metadata.json and
-README.md (every number in it comes from this evaluation or the run).
+Writes, under saved_models/<name>/: `1/` (the SavedModel, TF Serving's version folder, with the
+training normalization inside: requests carry raw 0-255 pixels), `model.keras` (the trained model
+without optimizer state, for notebooks), `training.log`, `history.json`, `request.json` and
+`response.json` (a REST example made from the first test image and answered by the SavedModel),
+`metadata.json` and `README.md`. Every number comes from this evaluation or the training record.
+A name that already exists is refused: delete the folder deliberately to regenerate it.
 """
 
+import argparse
 import json
 import os
 import pathlib
-import sys
+import re
+import shutil
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import keras_introspect as ki
-from keras_introspect.benchmark import provenance
+from keras_introspect.benchmark import provenance, report
 
 HERE = pathlib.Path(__file__).parent
-TARGET = HERE / "il_resnet20_cifar10"
-TRAIN_COMMAND = ("keras-introspect train --dataset CIFAR10_IMAGEFOLDER --arch resnet20 --epochs 8 --lr 0.1 "
-                 "--batch-size 128 --seed 0 --output runs/il_resnet20_cifar10")
+
+TRAINING = {
+    "il_resnet20_cifar10": dict(
+        title="IL-trained ResNet-20 on CIFAR-10", dataset="CIFAR-10", test_split="the 10,000 CIFAR-10 test images",
+        command="keras-introspect train --dataset CIFAR10_DIR --arch resnet20 --epochs 10 --lr 0.1 "
+                "--batch-size 128 --seed 0 --output RUN_DIR --verbose 2",
+    ),
+    "il_resnet18w32_imagenette": dict(
+        title="IL-trained ResNet-18 (half width) on Imagenette, 128 px", dataset="Imagenette (10 ImageNet classes)",
+        test_split="the 3,925 Imagenette test (val) photos",
+        command="bash benchmarks/run_long_protocol.sh IMAGENETTE_DIR 3   # its il_cam_mass_warmup run, seed 0",
+    ),
+}
 
 
-def evaluate(path, x_raw, y):
+def training_record(args):
+    """(normalization, history, facts about the training run) from a CLI run or a sweep record."""
+    if args.run_dir:
+        run = json.loads(pathlib.Path(args.run_dir, "metrics.json").read_text())
+        history = json.loads(pathlib.Path(args.run_dir, "history.json").read_text())
+        facts = {"epochs": run["epochs"], "train_seconds": run["train_seconds"], "train_images": run["train_size"],
+                 "options": run["options"]}
+        return run["normalization"], history, facts
+    records = [r for r in report.load(args.record) if r["config"] == args.config and r["seed"] == args.seed]
+    if len(records) != 1:
+        raise SystemExit(f"{args.record}: expected one record of {args.config} seed {args.seed}, found {len(records)}")
+    r = records[0]
+    facts = {"epochs": r["epochs"], "train_seconds": r["wall_seconds"], "train_images": r["train_size"],
+             "options": r["options"], "protocol": r["protocol"], "train_commit": r["commit"],
+             "train_date": r["date"], "train_machine": r["machine"], "recorded_test_accuracy": r["final_accuracy"]}
+    return r["normalization"], r["history"], facts
+
+
+def training_log(args):
+    """The run's own lines of its log: epoch summaries and the run's messages, without TensorFlow's start-up noise."""
+    text = pathlib.Path(args.log).read_text(errors="replace")
+    if args.config:  # a sweep log holds many runs: keep the last attempt of this one
+        starts = [m.start() for m in re.finditer(rf"^=== {re.escape(args.config)} seed {args.seed}\b.*$", text, re.M)]
+        end = re.search(rf"^=== {re.escape(args.config)} seed {args.seed}: final.*$", text, re.M)
+        if not starts or not end:
+            raise SystemExit(f"{args.log} has no finished {args.config} seed {args.seed}")
+        text = text[[s for s in starts if s < end.start()][-1]:end.end()]
+    lines = []
+    for line in text.splitlines():
+        line = line.split("\r")[-1]
+        if "\x1b[" in line:  # a progress bar: keep its final state, which ends with the epoch's metrics
+            line = re.sub(r"\x1b\[[0-9;]*m", "", line)
+            line = line.split("\u2501")[-1] if "val_" in line else ""
+            line = re.sub(r"^.*?(\d+/\d+)", r"\1", line) if line else ""
+        if not line or line.startswith(("I0000", "WARNING: All log", "To enable the following")) or "self.data_adapter" in line:
+            continue
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def plain_model(model):
+    """The trained model without optimizer state: a fresh instance of its class with its weights."""
+    fresh = model.__class__.from_config(model.get_config())
+    fresh.backbone.set_weights(model.backbone.get_weights())
+    return fresh
+
+
+def evaluate(path, images, labels, batch=250):
     served = tf.saved_model.load(str(path))
     correct = 0
-    for start in range(0, len(y), 500):
-        probs = served.signatures["serving_default"](images=tf.constant(x_raw[start:start + 500]))["probabilities"]
-        correct += int((np.argmax(probs.numpy(), -1) == y[start:start + 500]).sum())
-    return correct / len(y)
+    for start in range(0, len(labels), batch):
+        probs = served.signatures["serving_default"](images=tf.constant(images[start:start + batch]))["probabilities"]
+        correct += int((np.argmax(probs.numpy(), -1) == labels[start:start + batch]).sum())
+    return correct / len(labels), served
 
 
-def main(run_dir, data_dir):
-    arrays = ki.data.load_arrays(data_dir)
-    splits = ki.data.make_pipelines(arrays, batch_size=128)  # the training normalization (full train split)
-    model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
-    version = TARGET / "1"
-    ki.export.export_saved_model(model, version, normalization=(splits.mean, splits.std))
-    x_raw = arrays.x_test.astype("float32")
-    accuracy = evaluate(version, x_raw, arrays.y_test)
-    run = json.loads(pathlib.Path(run_dir, "metrics.json").read_text())
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("name", choices=sorted(TRAINING))
+    parser.add_argument("--data", required=True, help="the dataset's image folder (train/ and test/)")
+    parser.add_argument("--run-dir", help="a finished `keras-introspect train` run")
+    parser.add_argument("--record", help="a sweep's results.jsonl (with --config, --seed, --model)")
+    parser.add_argument("--config")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model", help="the sweep run's saved .keras model")
+    parser.add_argument("--log", required=True, help="the training log")
+    args = parser.parse_args(argv)
+    if bool(args.run_dir) == bool(args.record):
+        parser.error("give either --run-dir or --record (with --config and --model)")
+    target = HERE / args.name
+    if target.exists():
+        raise SystemExit(f"{target} exists; delete it deliberately (git keeps the old one) to regenerate it")
+    spec = TRAINING[args.name]
+    normalization, history, facts = training_record(args)
+    model = keras.saving.load_model(args.model or os.path.join(args.run_dir, "model.keras"))
+    arrays = ki.data.load_arrays(args.data)  # raw pixels 0-255, center-cropped to the training size
+    target.mkdir()
+    try:
+        version = ki.export.export_for_serving(model, HERE, args.name, version=1, normalization=normalization)
+        accuracy, served = evaluate(version, arrays.x_test.astype("float32"), arrays.y_test)
+        plain_model(model).save(target / "model.keras")
+        (target / "training.log").write_text(training_log(args))
+        (target / "history.json").write_text(json.dumps(history, indent=1))
+        ki.export.write_rest_example(served, arrays.x_test[:1].astype("float32"), target)
+    except BaseException:
+        shutil.rmtree(target)
+        raise
+    response = json.loads((target / "response.json").read_text())["outputs"]
+    image_shape = list(arrays.x_test.shape[1:])
+    map_shape = list(np.asarray(response["explanation"]).shape[1:])
     metadata = {
-        "test_accuracy": accuracy, "test_images": int(len(arrays.y_test)), "classes": splits.class_names,
-        "training_command": TRAIN_COMMAND, "epochs": run["epochs"], "train_seconds": run["train_seconds"],
-        "normalization": {"mean": splits.mean.tolist(), "std": splits.std.tolist()},
-        "size_bytes": sum(f.stat().st_size for f in version.rglob("*") if f.is_file()),
+        "name": args.name, "test_accuracy": accuracy, "test_images": int(len(arrays.y_test)),
+        "class_names": list(arrays.class_names), "image_shape": image_shape, "explanation_shape": map_shape,
+        "normalization": normalization, "training_command": spec["command"], **facts,
+        "size_bytes": sum(f.stat().st_size for f in (target / "1").rglob("*") if f.is_file()),
+        "export_command": "python saved_models/make_saved_model.py " + " ".join(
+            f"{a}" for a in [args.name] + [f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                                           if v is not None and k != "name"]),
         **{f"export_{k}": v for k, v in provenance().items()},
     }
-    (TARGET / "metadata.json").write_text(json.dumps(metadata, indent=2))
-    example = x_raw[:1].round().tolist()
-    (TARGET / "README.md").write_text(README.format(
-        accuracy=100 * accuracy, epochs=run["epochs"], minutes=run["train_seconds"] / 60,
-        command=TRAIN_COMMAND, size=metadata["size_bytes"] / 2**20, classes=", ".join(splits.class_names),
-        commit=metadata["export_commit"], date=metadata["export_date"], machine=metadata["export_machine"],
-        request=json.dumps({"signature_name": "explain", "inputs": {"images": "[[[[R, G, B], ...]]]",
-                                                                    "class_index": [-1]}}),
-        pixel=example[0][0][0],
+    (target / "metadata.json").write_text(json.dumps(metadata, indent=2))
+    predicted = int(response["class_index"][0])
+    (target / "README.md").write_text(README.format(
+        **spec, name=args.name, accuracy=100 * accuracy, m=metadata, minutes=metadata["train_seconds"] / 60,
+        size=metadata["size_bytes"] / 2**20, classes=", ".join(arrays.class_names),
+        shape=", ".join(map(str, image_shape)), map_shape=" × ".join(map(str, map_shape)),
+        n_classes=len(arrays.class_names), true=arrays.class_names[int(arrays.y_test[0])],
+        predicted=arrays.class_names[predicted], probability=response["probabilities"][0][predicted],
+        options=json.dumps(facts["options"]) if facts["options"] else "the defaults",
     ))
-    print(json.dumps(metadata, indent=2))
+    print(json.dumps({k: v for k, v in metadata.items() if k != "class_names"}, indent=2))
 
 
-README = """# IL-trained ResNet-20 on CIFAR-10 (TF SavedModel)
+README = """# {title} (TF SavedModel)
 
-A ResNet-20 (0.27 M parameters) trained with introspective learning (`ki.IntrospectiveModel`,
-default settings) on the 50,000 CIFAR-10 training images for {epochs} epochs.
+A `keras_introspect.IntrospectiveModel` ({options}) trained on {m[train_images]} images of
+{dataset} for {m[epochs]} epochs.
 
-* **Test accuracy: {accuracy:.2f}%** on the 10,000 CIFAR-10 test images (the JPEG copy in
-  `../shared/data`), measured through this SavedModel by `saved_models/make_saved_model.py`;
-  `tests/test_saved_models.py` re-checks it. A short CPU budget, not a state-of-the-art model.
-* Trained with: `{command}` ({minutes:.0f} minutes on the machine below), then exported with
-  `python saved_models/make_saved_model.py runs/il_resnet20_cifar10 CIFAR10_IMAGEFOLDER`.
-* Exported at commit {commit} on {date} ({machine}); {size:.1f} MiB.
+* **Test accuracy: {accuracy:.2f}%** on {test_split}, measured through this SavedModel by
+  `saved_models/make_saved_model.py`; `tests/test_saved_models.py` re-checks it.
+* Trained with `{m[training_command]}` ({minutes:.0f} minutes on 2 CPU cores; log: `training.log`,
+  curves: `history.json`), exported with `{m[export_command]}`.
+* Exported at commit {m[export_commit]} on {m[export_date]} ({m[export_machine]}); {size:.1f} MiB.
 * Classes (index order): {classes}.
+
+## Files
+
+| path | what |
+|---|---|
+| `1/` | the SavedModel: version 1 of this model in TensorFlow Serving's `<name>/<version>/` layout |
+| `model.keras` | the trained Keras model (no optimizer state): `keras.saving.load_model` with `keras_introspect` imported |
+| `metadata.json` | accuracy, classes, normalization, commands, provenance |
+| `request.json`, `response.json` | a REST request made from the first test image, and the SavedModel's answer to it |
 
 ## Signatures
 
-Both take **raw images**: float32 `(batch, 32, 32, 3)`, RGB pixel values 0–255; the training
-normalization is applied inside (see `metadata.json`).
+Both take **raw images**: float32 `(batch, {shape})`, RGB pixel values 0–255; the training
+normalization (`metadata.json`) is applied inside.
 
 | signature | inputs | outputs |
 |---|---|---|
-| `serving_default` | `images` | `probabilities` (batch, 10) |
-| `explain` | `images`, `class_index` int32 (batch,), `-1` = predicted class | `probabilities`, `class_index`, `explanation` (batch, 8, 8): the CAM self-explanation |
+| `serving_default` | `images` | `probabilities` (batch, {n_classes}) |
+| `explain` | `images`, `class_index` int32 (batch,), `-1` = the predicted class | `probabilities`, `class_index`, `explanation` (batch, {map_shape}): the CAM self-explanation |
 
-Wrong shapes, dtypes or class indices are rejected with an error.
+A request of the wrong shape, an empty batch or a class index out of range is answered with an error
+message, not a result.
 
 ## Serve with TensorFlow Serving
 
 ```bash
-docker run -p 8501:8501 -v "$PWD/saved_models/il_resnet20_cifar10:/models/il" -e MODEL_NAME=il tensorflow/serving
+docker run -p 8501:8501 -v "$PWD/saved_models/{name}:/models/{name}" -e MODEL_NAME={name} tensorflow/serving
+curl -X POST http://localhost:8501/v1/models/{name}:predict -d @saved_models/{name}/request.json
 ```
 
-REST request (one image; the first pixel of the first test image is {pixel}):
+`request.json` asks the `explain` signature about the first test image (a {true}) with
+`class_index` −1; `response.json` is the answer: `{{"outputs": {{"probabilities": [[...{n_classes}...]],
+"class_index": [...], "explanation": [[...]]}}}}` — here the predicted class is {predicted}
+(probability {probability:.3f}). Without `signature_name` a request goes to `serving_default` and the
+answer is `{{"outputs": [[...{n_classes} probabilities...]]}}`.
 
-```bash
-curl -X POST http://localhost:8501/v1/models/il:predict -d '{request}'
-```
-
-Response:
-
-```json
-{{"outputs": {{"probabilities": [[0.01, ...]], "class_index": [3], "explanation": [[[...8 values...], ...]]]}}}}
-```
-
-(the shape of the response; values depend on the image). Without `signature_name`, the request goes
-to `serving_default` and returns `{{"outputs": [[...10 probabilities...]]}}`.
-
-## Python client
+## Python
 
 ```python
-import numpy as np, requests
-image = ...  # (32, 32, 3) uint8 RGB
-body = {{"signature_name": "explain", "inputs": {{"images": [image.astype("float32").tolist()], "class_index": [-1]}}}}
-out = requests.post("http://localhost:8501/v1/models/il:predict", json=body).json()["outputs"]
-print(np.argmax(out["probabilities"][0]), np.array(out["explanation"][0]).shape)
+import json, numpy as np, requests, tensorflow as tf
+body = json.load(open("saved_models/{name}/request.json"))
+out = requests.post("http://localhost:8501/v1/models/{name}:predict", json=body).json()["outputs"]
 
-# or without a server:
-import tensorflow as tf
-served = tf.saved_model.load("saved_models/il_resnet20_cifar10/1")
-out = served.signatures["explain"](images=tf.constant([image], tf.float32), class_index=tf.constant([-1]))
+# or without a server, the same answer (keras_introspect.export.call_like_serving does this):
+served = tf.saved_model.load("saved_models/{name}/1")
+out = served.signatures["explain"](images=tf.constant(body["inputs"]["images"], tf.float32),
+                                   class_index=tf.constant(body["inputs"]["class_index"], tf.int32))
 ```
 """
 
 if __name__ == "__main__":
-    main(*sys.argv[1:3])
+    main()
