@@ -5,6 +5,7 @@ import pathlib
 from setuptools import find_packages, setup
 
 HERE = pathlib.Path(__file__).parent
+TUTORIALS = ["nbclient", "nbformat", "ipykernel", "tensorboard", "tf-explain>=0.3.1", "opencv-python-headless"]
 version = {}
 exec((HERE / "keras_introspect" / "version.py").read_text(), version)
 
@@ -29,10 +30,10 @@ setup(
     extras_require={
         "tf": ["tensorflow>=2.16"],
         "cpu": ["tensorflow-cpu>=2.16"],
-        # tf-explain (with OpenCV) is only the reference the explainer tests compare against.
-        "test": ["pytest", "nbclient", "nbformat", "ipykernel", "tensorboard", "tf-explain>=0.3.1",
-                 "opencv-python-headless"],
-        "tutorials": ["nbclient", "nbformat", "ipykernel", "tensorboard", "tf-explain>=0.3.1", "opencv-python-headless"],
+        # What the notebooks use beyond the package (tf-explain, with OpenCV, is also the reference
+        # the explainer tests compare against); the tests run the notebooks, so they need it all.
+        "tutorials": TUTORIALS,
+        "test": ["pytest", *TUTORIALS],
         "mutation": ["mutmut>=3"],
     },
     entry_points={"console_scripts": ["keras-introspect=keras_introspect.cli.main:main"]},

@@ -305,26 +305,11 @@ shared = set(top_pairs(matrices["IL soft labels"])) & set(top_pairs(matrices["pr
 print(f"pairs in both top-5 lists: {len(shared)}", sorted(shared))
 print("correlation of the off-diagonal entries:",
       round(float(np.corrcoef(matrices["IL soft labels"][off], matrices["predicted probabilities"][off])[0, 1]), 3))'''),
-    ("md", """## Explanations in TensorBoard with tf-explain
-
-tf-explain's callbacks write explanation images to TensorBoard at the end of every epoch. They
-explain a Functional model, so give them the backbone; here we call the callback once by hand on the
-loaded model instead of training. On Colab, `%load_ext tensorboard` then
-`%tensorboard --logdir logs/explanations` shows the images."""),
-    ("code", '''from tf_explain.callbacks.grad_cam import GradCAMCallback
-
-callback = GradCAMCallback(validation_data=(x[:8], None), class_index=int(predicted[0]),
-                           layer_name=ki.explainers.GradCAM().source_layer(model.backbone),
-                           output_dir="logs/explanations")
-callback.set_model(model.backbone)
-callback.on_epoch_end(0)
-print("TensorBoard event files:", sorted(os.listdir("logs/explanations")))'''),
     ("md", LEARNED + """* `model.explain(x, classes)` gives a model's self-explanations; `ki.plots.show_explanation`
   overlays a signed map on its photo with a colour scale centred on zero.
 * Explainers are stateless objects: one `ki.explainers.CAM()` explains any model.
 * The soft label of IL is the similarity of each class's centred explanation to the true class's,
-  turned into probabilities — what it contains for a trained model is printed above.
-* tf-explain's callbacks log explanations to TensorBoard for any Functional backbone."""),
+  turned into probabilities — what it contains for a trained model is printed above."""),
 ]
 
 # ------------------------------------------------------------------------------------------------
