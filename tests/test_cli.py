@@ -35,7 +35,7 @@ def test_standard_method_and_il_knobs(tmp_path):
     ]) == 0
     config = json.loads((tmp_path / "il" / "metrics.json").read_text())["config"]
     assert config["explained_classes"] == 3 and config["warmup_epochs"] == 1
-    served = tf.saved_model.load(str(tmp_path / "il" / "saved_model"))
+    served = tf.saved_model.load(str(tmp_path / "il" / "serving" / "il" / "1"))
     probabilities = served.signatures["serving_default"](images=tf.zeros((2, 8, 8, 1)))["probabilities"]
     np.testing.assert_allclose(probabilities.numpy().sum(-1), 1.0, atol=1e-5)
 

@@ -181,5 +181,5 @@ def test_a_streamed_folder_trains_from_the_command_line(mixed_folder, tmp_path):
     out = tmp_path / "run"
     assert main(["train", "--dataset", str(mixed_folder), "--image-size", "32", "--method", "standard",
                  "--epochs", "1", "--batch-size", "5", "--output", str(out), "--verbose", "0"]) == 0
-    assert (out / "serving" / "il" / "1").is_dir() and (out / "explanations.png").stat().st_size > 0
+    assert (out / "serving" / "standard" / "1").is_dir() and (out / "explanations.png").stat().st_size > 0
     shutil.rmtree(out)
