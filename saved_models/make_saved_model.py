@@ -166,8 +166,9 @@ A `keras_introspect.IntrospectiveModel` ({options}) trained on {m[train_images]}
 
 * **Test accuracy: {accuracy:.2f}%** on {test_split}, measured through this SavedModel by
   `saved_models/make_saved_model.py`; `tests/test_saved_models.py` re-checks it.
-* Trained with `{m[training_command]}` ({minutes:.0f} minutes on 2 CPU cores; log: `training.log`,
-  curves: `history.json`), exported with `{m[export_command]}`.
+* Trained with `{m[training_command]}` (log: `training.log`, curves: `history.json`; the run
+  recorded {minutes:.0f} minutes on 2 CPU cores shared with other jobs, counting only its last part
+  when it was resumed), exported with `{m[export_command]}`.
 * Exported at commit {m[export_commit]} on {m[export_date]} ({m[export_machine]}); {size:.1f} MiB.
 * Classes (index order): {classes}.
 
