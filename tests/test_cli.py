@@ -61,7 +61,7 @@ def test_standard_method_and_il_knobs(tmp_path):
         (["--warmup-epochs", "-1"], "warmup_epochs must be >= 0"),
         (["--method", "standard", "--alpha", "0.5"], "--alpha is not an option of --method standard"),
         (["--method", "magic"], "invalid choice: 'magic'"),
-        (["--export-name", "my/model"], "argument --export-name: use letters, digits"),
+        (["--export-name", "my/model"], "argument --export-name: model name 'my/model': use letters, digits"),
     ],
 )
 def test_bad_arguments_exit_nonzero_with_one_clear_line(tmp_path, capsys, args, message):

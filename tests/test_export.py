@@ -122,6 +122,14 @@ def test_normalization_is_applied_inside_the_signatures(tmp_path, images):
     np.testing.assert_allclose(probs, keras.ops.softmax(model.predict(images, verbose=0)), atol=1e-5)
     maps = served.signatures["explain"](images=tf.constant(raw), class_index=tf.constant([1, 1, 1, 1]))["explanation"]
     np.testing.assert_allclose(maps.numpy(), model.explain(images, classes=np.ones(4, "int32")), atol=1e-5)
+    # the dict of DataSplits.normalization, through Keras's own model.export
+    model.export(str(tmp_path / "keras_way"), normalization={"mean": mean.tolist(), "std": std.tolist()})
+    served = tf.saved_model.load(str(tmp_path / "keras_way"))
+    np.testing.assert_allclose(served.signatures["serving_default"](images=tf.constant(raw))["probabilities"], probs,
+                               atol=1e-6)
+    with pytest.raises(InputError, match="normalization must be \\(mean, std\\) per channel .* got float"):
+        export_saved_model(model, tmp_path / "bad", normalization=0.5)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_keras_model_export_works_and_agrees_with_export_saved_model(tmp_path, images):

@@ -61,11 +61,12 @@ def _number(kind, name, low=None, low_inclusive=True, high=None, high_inclusive=
 
 
 def _model_name(text):
-    from keras_introspect.export.serving import _NAME
+    from keras_introspect.export.serving import check_model_name
 
-    if not _NAME.match(text):
-        raise argparse.ArgumentTypeError(f"use letters, digits, '_', '.' or '-' (it becomes a URL part), got {text!r}")
-    return text
+    try:
+        return check_model_name(text)
+    except InputError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _image_size(text):
@@ -347,9 +348,10 @@ def train(args):
     serving = export_for_serving(model, run.path("serving"), args.export_name or args.method, version=1,
                                  normalization=splits.normalization)
     run.commit()
+    serving = os.path.relpath(serving, run.work)
     print(f"Test accuracy {final['accuracy']:.4f} after {seconds:.0f} s. Wrote {', '.join(ARTEFACTS[:-1])} and "
-          f"{os.path.relpath(serving, run.work)}/ to {args.output} (TF Serving: --model_base_path="
-          f"{os.path.join(args.output, os.path.dirname(os.path.relpath(serving, run.work)))})")
+          f"{serving}/ to {args.output} (TF Serving: --model_base_path="
+          f"{os.path.join(args.output, os.path.dirname(serving))})")
     return metrics
 
 

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from keras_introspect import backbones
+from keras_introspect.errors import InputError
 
 
 def export_saved_model(model, path, explainer=None, normalization=None):
@@ -21,7 +22,8 @@ def export_saved_model(model, path, explainer=None, normalization=None):
         path: output directory.
         explainer: the explainer for the `explain` signature; default the
             model's own (`model.explainer`) or `CAM()`; an explainer or its name.
-        normalization: optional `(mean, std)` per channel, as used in
+        normalization: optional `(mean, std)` per channel, or a dict with
+            `mean` and `std` (`DataSplits.normalization`), as used in
             training (`DataSplits.mean`, `.std`). The signatures then take raw
             images (e.g. pixel values 0–255) and normalize them themselves.
 
@@ -50,6 +52,7 @@ def export_saved_model(model, path, explainer=None, normalization=None):
     archive.track(logits_view)
     images_spec = tf.TensorSpec(None, tf.float32, name="images")  # shape checked at run time: see `checked`
 
+    normalization = as_mean_std(normalization)
     if normalization is not None:
         mean = tf.constant(normalization[0], tf.float32)
         std = tf.constant(normalization[1], tf.float32)
@@ -108,3 +111,20 @@ def export_saved_model(model, path, explainer=None, normalization=None):
     archive.add_endpoint("explain", explain)
     archive.write_out(str(path), verbose=False)
     return str(path)
+
+
+def as_mean_std(normalization):
+    """`(mean, std)` from a `(mean, std)` pair or a `{"mean", "std"}` dict (None stays None)."""
+    if normalization is None:
+        return None
+    if isinstance(normalization, dict):
+        missing = {"mean", "std"} - set(normalization)
+        if missing:
+            raise InputError(f"normalization dict lacks {sorted(missing)}; give {{'mean': [...], 'std': [...]}}")
+        return normalization["mean"], normalization["std"]
+    try:
+        mean, std = normalization
+    except (TypeError, ValueError):
+        raise InputError("normalization must be (mean, std) per channel or {'mean': ..., 'std': ...}; "
+                         f"got {type(normalization).__name__}") from None
+    return mean, std

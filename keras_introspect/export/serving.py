@@ -18,6 +18,13 @@ from keras_introspect.errors import InputError
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
+def check_model_name(name):
+    """Refuse a model name TF Serving cannot take as a folder and a URL part."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InputError(f"model name {name!r}: use letters, digits, '_', '.' or '-' (it becomes a URL part)")
+    return name
+
+
 def versions(model_dir):
     """The integer versions present in a TF Serving model directory, ascending."""
     if not os.path.isdir(model_dir):
@@ -57,8 +64,7 @@ def export_for_serving(model, base_dir, name, version=None, normalization=None, 
     """
     from keras_introspect.export.saved_model import export_saved_model
 
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InputError(f"model name {name!r}: use letters, digits, '_', '.' or '-' (it becomes a URL part)")
+    check_model_name(name)
     model_dir = os.path.join(base_dir, name)
     present = versions(model_dir)
     if version is None:
@@ -69,24 +75,7 @@ def export_for_serving(model, base_dir, name, version=None, normalization=None, 
     if os.path.exists(path):
         raise InputError(f"{path} exists: version {version} of {name!r} is already exported. Export a new "
                          "version (leave version=None for the next one) instead of overwriting it.")
-    return export_saved_model(model, path, explainer=explainer, normalization=as_mean_std(normalization))
-
-
-def as_mean_std(normalization):
-    """`(mean, std)` from a `(mean, std)` pair or a `{"mean", "std"}` dict (None stays None)."""
-    if normalization is None:
-        return None
-    if isinstance(normalization, dict):
-        missing = {"mean", "std"} - set(normalization)
-        if missing:
-            raise InputError(f"normalization dict lacks {sorted(missing)}; give {{'mean': [...], 'std': [...]}}")
-        return normalization["mean"], normalization["std"]
-    try:
-        mean, std = normalization
-    except (TypeError, ValueError):
-        raise InputError("normalization must be (mean, std) per channel or {'mean': ..., 'std': ...}; "
-                         f"got {type(normalization).__name__}") from None
-    return mean, std
+    return export_saved_model(model, path, explainer=explainer, normalization=normalization)
 
 
 def rest_request(images, class_index=None):
