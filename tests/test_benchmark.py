@@ -76,6 +76,31 @@ def test_markdown_table_values_and_timing_columns():
     assert rows["il"][6] == "2.50 ± 0.71 |" and rows["standard"][6] == "6.00 ± 1.41 |"
 
 
+def test_verdict_picks_by_paired_gain_and_needs_three_seeds_and_two_standard_errors():
+    def runs(config, method, accuracies, options=None):
+        return [{"config": config, "method": method, "options": options or {}, "seed": seed,
+                 "final_accuracy": accuracy} for seed, accuracy in enumerate(accuracies)]
+
+    configs = {"standard": runs("standard", "standard", [0.70, 0.72, 0.74]),
+               "il_a": runs("il_a", "il", [0.71, 0.73, 0.75]),  # +1, +1, +1 → ahead
+               "il_b": runs("il_b", "il", [0.70, 0.70, 0.70]),
+               "il_uniform_structure": runs("il_uniform_structure", "il", [0.90, 0.90, 0.90]),  # a control
+               "kd": runs("kd", "kd", [0.95, 0.95, 0.95]),
+               "label_smoothing": runs("label_smoothing", "label_smoothing", [0.72, 0.72, 0.74])}
+    assert [report.role(rs[0]) for rs in configs.values()] == ["baseline", "il", "il", "control", "teacher", "rival"]
+    text = report.verdict(configs)
+    # il_a vs standard: differences (1, 1, 1) points: mean 1, standard error 0 → ahead.
+    assert "il_a (of 2), against standard training: +1.00 ± 0.00 points" in text and ": ahead." in text
+    # il_a vs label smoothing: (-1, +1, +1) → mean 0.33, standard error 0.67 → not shown.
+    assert "label_smoothing (of 1): +0.33 ± 0.67 points (mean ± standard error, 3 seeds): no difference shown." in text
+    configs["label_smoothing"] = runs("label_smoothing", "label_smoothing", [0.73, 0.75, 0.78])
+    assert "(of 1): -2.33 ± 0.33 points" in report.verdict(configs) and report.verdict(configs).endswith("behind.")
+    two = {name: rs[:2] for name, rs in configs.items()}
+    assert "+1.00 points on seeds 0, 1; not established (2 of the 3 seeds needed)" in report.verdict(two)
+    assert report.verdict({"standard": configs["standard"]}) is None
+    assert report.verdict({"il_a": configs["il_a"]}) is None
+
+
 def test_a_teacher_trained_on_other_normalization_is_refused(tmp_path):
     import types
 

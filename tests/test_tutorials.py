@@ -38,6 +38,36 @@ def test_there_are_five_tutorials_made_from_their_source():
                [c.source for c in made.cells if c.cell_type == "code"], f"{path.name}: run make_notebooks.py"
 
 
+def test_committed_prose_quotes_todays_tables_and_a_refresh_keeps_the_outputs(tmp_path):
+    import json
+    import shutil
+
+    sys.path.insert(0, str(TUTORIALS))
+    from make_notebooks import build, refresh_markdown  # noqa: E402
+    from notebook_cells import NOTEBOOKS as SOURCE  # noqa: E402
+
+    times = json.loads((TUTORIALS / "run_times.json").read_text())
+    for path in NOTEBOOKS:
+        committed = nbformat.read(path, as_version=4)
+        made = build(path.name, SOURCE[path.name], times)
+        assert [c.source for c in committed.cells if c.cell_type == "markdown"] == \
+               [c.source for c in made.cells if c.cell_type == "markdown"], \
+            f"{path.name}: run `python tutorials/make_notebooks.py --markdown-only`"
+    copy = tmp_path / "01_quickstart.ipynb"
+    shutil.copy(TUTORIALS / copy.name, copy)
+    nb = nbformat.read(copy, as_version=4)
+    nb.cells[0].source = "stale prose"
+    nbformat.write(nb, copy)
+    refresh_markdown(copy, SOURCE[copy.name], times)
+    refreshed = nbformat.read(copy, as_version=4)
+    original = nbformat.read(TUTORIALS / copy.name, as_version=4)
+    assert refreshed.cells == original.cells  # the prose is back; code and outputs untouched
+    refreshed.cells[3].source += "\nprint('edited')"
+    nbformat.write(refreshed, copy)
+    with pytest.raises(SystemExit, match="its code is not today's source"):
+        refresh_markdown(copy, SOURCE[copy.name], times)
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_committed_outputs_come_from_a_showcase_run_that_learned(path):
     nb = nbformat.read(path, as_version=4)

@@ -8,6 +8,9 @@ which executes every notebook in showcase mode in a fresh temporary working
 directory and writes it with its outputs, the mode, the measured run time and
 the provenance in the notebook's metadata. `--mode quick` executes into
 `--out-dir` instead (never over the committed files); `--no-run` only writes.
+`--markdown-only` refreshes the prose of the committed notebooks (the quoted
+benchmark tables change as records land) and keeps their outputs; it refuses a
+notebook whose code differs from the source, whose outputs it would misattribute.
 Measured times go to `tutorials/run_times.json` and into each notebook's
 first cell.
 """
@@ -108,6 +111,18 @@ def execute(nb, workdir, env, timeout=3600):
     return nb
 
 
+def refresh_markdown(path, cells, times):
+    """Rewrite the Markdown cells of the notebook at `path` from `cells`, keeping code and outputs."""
+    nb = nbformat.read(path, as_version=4)
+    fresh = build(path.name, cells, times)
+    if [c.cell_type for c in nb.cells] != [c.cell_type for c in fresh.cells] or any(
+            old.source != new.source for old, new in zip(nb.cells, fresh.cells) if old.cell_type == "code"):
+        raise SystemExit(f"{path}: its code is not today's source; re-execute it instead of --markdown-only")
+    for old, new in zip(nb.cells, fresh.cells):
+        old.source = new.source
+    nbformat.write(nb, path)
+
+
 def main(argv=None):
     sys.path.insert(0, str(ROOT))
     from keras_introspect.benchmark import provenance
@@ -118,6 +133,8 @@ def main(argv=None):
     parser.add_argument("--imagenette", help="local Imagenette image folder (default: TFDS imagenette/160px-v2)")
     parser.add_argument("--only", nargs="*", help="notebook names to make (default: all)")
     parser.add_argument("--no-run", action="store_true", help="write the notebooks without executing them")
+    parser.add_argument("--markdown-only", action="store_true",
+                        help="refresh the committed notebooks' Markdown (quoted tables), keeping their outputs")
     parser.add_argument("--out-dir", help="where to write (default: tutorials/ for showcase, required otherwise)")
     args = parser.parse_args(argv)
     out_dir = pathlib.Path(args.out_dir) if args.out_dir else HERE
@@ -128,6 +145,9 @@ def main(argv=None):
     times = json.loads(TIMES.read_text()) if TIMES.exists() else {}
     for name, cells in NOTEBOOKS.items():
         if args.only and name not in args.only:
+            continue
+        if args.markdown_only:
+            refresh_markdown(out_dir / name, cells, times)
             continue
         if args.no_run:
             nbformat.write(build(name, cells, times), out_dir / name)

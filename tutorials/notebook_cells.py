@@ -159,7 +159,9 @@ and on the `long` protocol (Imagenette at 128 px, ResNet-18 at half width, 30 ep
 
 {results:long_protocol}
 
-`docs/method.md` reads these tables; notebook 05 shows how to run such a comparison."""),
+The *Verdict* line under each table is the one-sentence answer, computed from the records: it
+calls a difference shown only with three or more seeds and a paired mean beyond two standard
+errors. `docs/method.md` reads these tables; notebook 05 shows how to run such a comparison."""),
     ("md", """## Save, reload, continue
 
 `IntrospectiveModel` is a registered Keras class: the `.keras` file keeps the backbone, the

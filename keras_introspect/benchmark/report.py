@@ -5,7 +5,9 @@ import csv
 import json
 import os
 import re
+import math
 import statistics
+
 from keras_introspect.errors import InputError
 
 
@@ -82,6 +84,85 @@ def paired_delta(records, base):
     return text if len(deltas) == len(records) else f"{text} (n={len(deltas)})"
 
 
+# Configurations that dissect a method instead of competing (the mechanism controls of docs/method.md);
+# their names say what was taken away, and the verdict leaves them out.
+CONTROLS = ("uniform", "shuffled", "matched")
+
+
+def role(record):
+    """How a configuration takes part in the verdict.
+
+    Returns:
+        "baseline" (standard training), "il", "rival" (a teacher-free method
+        other than IL), "teacher" (needs a trained teacher), "peer" (trains
+        peers together) or "control" (a dissection, see `CONTROLS`).
+    """
+    from keras_introspect.methods.registry import METHODS
+
+    if any(marker in record["config"] for marker in CONTROLS):
+        return "control"
+    method = record["method"]
+    if method == "standard" and not record["options"]:
+        return "baseline"
+    spec = METHODS.get(method)
+    if spec is not None and spec.teacher:
+        return "teacher"
+    return {"il": "il", "dml": "peer"}.get(method, "rival")
+
+
+def compare(records, reference):
+    """One phrase on how `records` fare against `reference`, paired by seed.
+
+    A difference counts as shown when at least 3 seeds are shared and the mean
+    paired difference is more than two standard errors from zero.
+    """
+    reference = {r["seed"]: r["final_accuracy"] for r in reference}
+    deltas = [100 * (r["final_accuracy"] - reference[r["seed"]]) for r in records if r["seed"] in reference]
+    if not deltas:
+        return "no seed in common"
+    mean = statistics.mean(deltas)
+    if len(deltas) < 3:
+        seeds = ", ".join(str(r["seed"]) for r in records if r["seed"] in reference)
+        return (f"{mean:+.2f} points on seed{'s' if len(deltas) > 1 else ''} {seeds}; "
+                f"not established ({len(deltas)} of the 3 seeds needed)")
+    error = statistics.stdev(deltas) / math.sqrt(len(deltas))
+    outcome = "ahead" if mean > 2 * error else "behind" if mean < -2 * error else "no difference shown"
+    return f"{mean:+.2f} ± {error:.2f} points (mean ± standard error, {len(deltas)} seeds): {outcome}"
+
+
+def verdict(configs):
+    """The regime's answer to "does IL beat standard training and its teacher-free rivals?", or None.
+
+    The best IL configuration and the best rival are the ones with the highest
+    mean paired difference from standard training; picking on the test split
+    flatters both alike, and the sentence says out of how many each was chosen.
+    """
+    base = configs.get("standard")
+    if not base:
+        return None
+    by_role = collections.defaultdict(dict)
+    for config, rs in configs.items():
+        by_role[role(rs[0])][config] = rs
+    if not by_role["il"]:
+        return None
+
+    def best(group):
+        def gain(config):
+            reference = {r["seed"]: r["final_accuracy"] for r in base}
+            deltas = [r["final_accuracy"] - reference[r["seed"]] for r in group[config] if r["seed"] in reference]
+            return statistics.mean(deltas) if deltas else -math.inf
+        return max(group, key=gain)
+
+    il = best(by_role["il"])
+    text = (f"Verdict: the best IL configuration, {il} (of {len(by_role['il'])}), against standard training: "
+            f"{compare(configs[il], base)}.")
+    if by_role["rival"]:
+        rival = best(by_role["rival"])
+        text += (f" Against the best teacher-free rival, {rival} (of {len(by_role['rival'])}): "
+                 f"{compare(configs[il], configs[rival])}.")
+    return text
+
+
 def markdown_table(records, timing=True):
     """Mean ± std over seeds per configuration, one table per regime, and provenance.
 
@@ -116,6 +197,9 @@ def markdown_table(records, timing=True):
                           f"{step / base_step:.2f}×" if step and base_step else "—"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        reading = verdict(configs)
+        if reading:
+            lines += [reading, ""]
     commits = sorted({r["commit"] for r in records})
     dates = sorted(r["date"] for r in records)
     first = records[0]
