@@ -11,6 +11,7 @@ every method in a comparison trains with exactly the same budget.
 import csv
 import json
 import os
+import time
 
 import keras
 import numpy as np
@@ -92,6 +93,35 @@ def check_teacher_normalization(teacher, splits):
             )
 
 
+class EpochTimes(keras.callbacks.Callback):
+    """Keeps each finished epoch's duration in a JSON file, so a resumed run knows its whole training time.
+
+    Args:
+        path: the JSON file (`{epoch: seconds}`); an epoch run again after an
+            interruption keeps its latest time.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        self.path = path
+
+    def read(self):
+        if not os.path.exists(self.path):
+            return {}
+        with open(self.path) as f:
+            return {int(epoch): seconds for epoch, seconds in json.load(f).items()}
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        times = self.read()
+        times[epoch] = time.perf_counter() - self._start
+        with open(self.path + ".tmp", "w") as f:
+            json.dump(times, f)
+        os.replace(self.path + ".tmp", self.path)  # never a half-written file
+
+
 def resumable(backup_dir):
     """Callbacks that make a run survive interruption, and a reader of its whole history.
 
@@ -105,11 +135,14 @@ def resumable(backup_dir):
         `(callbacks, read_history)`: pass `callbacks` to `fit`; after it,
         `read_history()` gives the history of all epochs, the latest log of an
         epoch winning if it was logged twice (a kill between the CSV row and
-        the checkpoint).
+        the checkpoint), with `epoch_seconds` (each epoch's duration, training
+        and validation) when every epoch was timed.
     """
     os.makedirs(backup_dir, exist_ok=True)
     csv_path = os.path.join(backup_dir, "history.csv")
+    timer = EpochTimes(os.path.join(backup_dir, "epoch_seconds.json"))
     callbacks = [
+        timer,
         keras.callbacks.BackupAndRestore(os.path.join(backup_dir, "state"), double_checkpoint=True,
                                          delete_checkpoint=False),
         keras.callbacks.CSVLogger(csv_path, append=True),
@@ -123,7 +156,12 @@ def resumable(backup_dir):
                     continue
                 rows[int(row["epoch"])] = row
         keys = [k for k in next(iter(rows.values())) if k != "epoch"]
-        return {k: [float(rows[e][k]) for e in sorted(rows)] for k in keys}
+        history = {k: [float(rows[e][k]) for e in sorted(rows)] for k in keys}
+        times = timer.read()
+        # The CSV numbers epochs from 0, as the callbacks do; a run begun before epochs were timed has gaps.
+        if all(e in times for e in rows):
+            history["epoch_seconds"] = [times[e] for e in sorted(rows)]
+        return history
 
     return callbacks, read_history
 

@@ -58,7 +58,9 @@ def training_record(args):
     if len(records) != 1:
         raise SystemExit(f"{args.record}: expected one record of {args.config} seed {args.seed}, found {len(records)}")
     r = records[0]
-    facts = {"epochs": r["epochs"], "train_seconds": r["wall_seconds"], "train_images": r["train_size"],
+    times = r["history"].get("epoch_seconds")
+    facts = {"epochs": r["epochs"], "train_seconds": sum(times) if times else r["wall_seconds"],
+             "train_images": r["train_size"],
              "options": r["options"], "protocol": r["protocol"], "train_commit": r["commit"],
              "train_date": r["date"], "train_machine": r["machine"], "recorded_test_accuracy": r["final_accuracy"]}
     return r["normalization"], r["history"], facts
@@ -150,6 +152,9 @@ def main(argv=None):
     predicted = int(response["class_index"][0])
     (target / "README.md").write_text(README.format(
         **spec, name=args.name, accuracy=100 * accuracy, m=metadata, minutes=metadata["train_seconds"] / 60,
+        # Histories written since epochs are timed sum every part of a resumed run.
+        timing="the sum of its epochs' times" if "epoch_seconds" in history
+        else "counting only its last part when it was resumed",
         size=metadata["size_bytes"] / 2**20, classes=", ".join(arrays.class_names),
         shape=", ".join(map(str, image_shape)), map_shape=" × ".join(map(str, map_shape)),
         n_classes=len(arrays.class_names), true=arrays.class_names[int(arrays.y_test[0])],
@@ -167,8 +172,8 @@ A `keras_introspect.IntrospectiveModel` ({options}) trained on {m[train_images]}
 * **Test accuracy: {accuracy:.2f}%** on {test_split}, measured through this SavedModel by
   `saved_models/make_saved_model.py`; `tests/test_saved_models.py` re-checks it.
 * Trained with `{m[training_command]}` (log: `training.log`, curves: `history.json`; the run
-  recorded {minutes:.0f} minutes on 2 CPU cores shared with other jobs, counting only its last part
-  when it was resumed), exported with `{m[export_command]}`.
+  recorded {minutes:.0f} minutes on 2 CPU cores shared with other jobs, {timing}), exported with
+  `{m[export_command]}`.
 * Exported at commit {m[export_commit]} on {m[export_date]} ({m[export_machine]}); {size:.1f} MiB.
 * Classes (index order): {classes}.
 

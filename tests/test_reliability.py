@@ -133,8 +133,9 @@ def test_an_interrupted_run_leaves_the_earlier_run_whole_and_resumes(tmp_path, m
     monkeypatch.undo()
     # The same command resumes (its two epochs are done) and only then replaces the run.
     assert run(out, "--overwrite", "--epochs", "2") == 0
-    assert json.loads((out / "metrics.json").read_text())["epochs"] == 2
-    assert len(json.loads((out / "history.json").read_text())["loss"]) == 2
+    metrics, history = (json.loads((out / name).read_text()) for name in ("metrics.json", "history.json"))
+    assert metrics["epochs"] == 2 and len(history["loss"]) == 2
+    assert metrics["train_seconds"] == sum(history["epoch_seconds"])  # both parts' epochs, not the last part's
     assert not (tmp_path / "run.incomplete").exists()
 
 
@@ -303,3 +304,35 @@ def test_isl_is_refused_under_the_multi_worker_loop(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]
     assert "the multi-worker loop does not run" in result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_a_resumed_run_times_every_epoch_including_the_interrupted_parts(tmp_path):
+    import keras
+
+    from keras_introspect import recipes
+
+    x, y = np.random.default_rng(0).normal(size=(64, 4)).astype("float32"), np.arange(64) % 2
+
+    class Killed(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    def attempt(extra=()):
+        keras.utils.set_random_seed(0)
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+        model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        callbacks, read_history = recipes.resumable(str(tmp_path))
+        model.fit(x, y, validation_data=(x, y), epochs=4, verbose=0, callbacks=callbacks + list(extra))
+        return read_history()
+
+    with pytest.raises(KeyboardInterrupt):
+        attempt([Killed()])
+    first = json.loads((tmp_path / "epoch_seconds.json").read_text())
+    assert sorted(first) == ["0", "1"]
+    history = attempt()
+    assert len(history["loss"]) == 4
+    assert history["epoch_seconds"][:2] == [first["0"], first["1"]] and min(history["epoch_seconds"]) > 0
+    # A run begun before epochs were timed has no timing for its early epochs: none is claimed.
+    (tmp_path / "epoch_seconds.json").write_text(json.dumps({"3": 1.0}))
+    assert "epoch_seconds" not in recipes.resumable(str(tmp_path))[1]()

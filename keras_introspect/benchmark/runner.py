@@ -71,7 +71,8 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
         teacher: `.keras` path for the teacher methods.
         backup_dir: a directory in which the run saves its state after every
             epoch and from which it resumes when started again (see
-            `resumable`); `wall_seconds` then counts only the last part.
+            `resumable`); `wall_seconds` then counts only the last part, and
+            `history["epoch_seconds"]` every epoch's duration.
         save_to: if given, the trained model is saved there (`.keras`), e.g.
             to export it afterwards; an existing file is never overwritten.
     """

@@ -80,9 +80,10 @@ class ExplanationSoftTargets:
         # sims is (batch, k): the true class's column is where the column index equals the reference.
         is_true = tf.equal(tf.range(tf.shape(sims)[1])[None, :], tf.cast(reference, tf.int32)[:, None])
         logits = sims / self.temperature
+        # tf.nn.softmax normalizes over the last axis, the classes.
         if self.form == "softmax":
-            return tf.nn.softmax(logits, axis=-1)
-        others = tf.nn.softmax(tf.where(is_true, tf.float32.min, logits), axis=-1)
+            return tf.nn.softmax(logits)
+        others = tf.nn.softmax(tf.where(is_true, tf.float32.min, logits))
         if self.form == "nontarget":
             return tf.where(is_true, 0.0, others)
         return tf.where(is_true, 1.0 - epsilon, epsilon * others)
