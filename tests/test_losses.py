@@ -15,9 +15,11 @@ def log_softmax(z):
     return z - np.log(np.exp(z).sum(-1, keepdims=True))
 
 
-def test_cross_entropy_matches_numpy():
-    logits = RNG.normal(size=(4, 6)).astype("float32") * 3
-    targets = RNG.dirichlet(np.ones(6), size=4).astype("float32")
+@pytest.mark.parametrize("shape", [(4, 6), (2, 3, 6)])
+def test_cross_entropy_matches_numpy(shape):
+    """Over the class axis, whatever the leading axes."""
+    logits = RNG.normal(size=shape).astype("float32") * 3
+    targets = RNG.dirichlet(np.ones(shape[-1]), size=shape[:-1]).astype("float32")
     expected = -(targets * log_softmax(logits.astype("float64"))).sum(-1)
     np.testing.assert_allclose(losses.cross_entropy(targets, logits).numpy(), expected, rtol=1e-5)
 
@@ -35,6 +37,19 @@ def test_distillation_kl_matches_numpy_with_the_t_squared_factor(temperature):
     np.testing.assert_allclose(ours, temperature**2 * kl, rtol=1e-4, atol=1e-6)
     same = losses.distillation_kl(tf.nn.softmax(logits / temperature), logits, temperature).numpy()
     np.testing.assert_allclose(same, 0.0, atol=1e-5)  # KL of a distribution with itself
+
+
+def test_distillation_kl_reduces_over_the_class_axis_with_leading_axes_and_exclusions():
+    logits = RNG.normal(size=(2, 3, 5)).astype("float32")
+    q = RNG.dirichlet(np.ones(5), size=(2, 3)).astype("float32")
+    exclude = np.array([[0, 1, 2], [3, 4, 0]])
+    q = np.where(np.arange(5) == exclude[..., None], 0.0, q).astype("float32")
+    q /= q.sum(-1, keepdims=True)
+    ours = losses.distillation_kl(q, logits, 2.0, exclude=exclude).numpy()
+    assert ours.shape == (2, 3)
+    for i, j in np.ndindex(2, 3):
+        row = losses.distillation_kl(q[i, j][None], logits[i, j][None], 2.0, exclude=exclude[i, j][None])
+        assert ours[i, j] == pytest.approx(float(row[0]), rel=1e-5)
 
 
 def test_distillation_kl_excluding_a_class_is_the_non_target_kl():

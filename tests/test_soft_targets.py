@@ -104,11 +104,12 @@ def test_targets_stop_gradient():
 
 
 def test_scatter_to_classes_and_entropy():
-    q = np.array([[0.9, 0.1], [0.7, 0.3]], "float32")
-    classes = np.array([[2, 0], [1, 3]], "int32")
+    q = np.array([[0.9, 0.1], [0.7, 0.3], [0.6, 0.4]], "float32")  # 3 rows of 2 explained classes
+    classes = np.array([[2, 0], [1, 3], [0, 1]], "int32")
     full = scatter_to_classes(q, classes, 4).numpy()
-    np.testing.assert_allclose(full, [[0.1, 0, 0.9, 0], [0, 0.7, 0, 0.3]])
+    np.testing.assert_allclose(full, [[0.1, 0, 0.9, 0], [0, 0.7, 0, 0.3], [0.6, 0.4, 0, 0]])
     np.testing.assert_allclose(entropy(full).numpy(), -(q * np.log(q)).sum(-1), atol=1e-6)
+    full = full[:2]
     # Over the class axis, whatever the leading axes.
     stacked = np.stack([full, full[::-1]])
     np.testing.assert_allclose(entropy(stacked).numpy(), [entropy(full).numpy(), entropy(full[::-1]).numpy()],
@@ -125,6 +126,37 @@ def test_bad_arguments_are_rejected():
     with pytest.raises(ValueError, match="epsilon"):
         ExplanationSoftTargets(epsilon=1.0)
     assert similarity.get("cosine") is similarity.cosine
+    ExplanationSoftTargets(epsilon=0.0)  # no smoothing at all is allowed
+
+
+def test_defaults_and_config_round_trip():
+    assert ExplanationSoftTargets().get_config() == {
+        "form": "mass", "similarity": "cosine", "center": True, "temperature": 0.1, "epsilon": 0.1}
+    targets = ExplanationSoftTargets(form="softmax", similarity="dot", center=False, temperature=0.4, epsilon=0.2)
+    config = targets.get_config()
+    assert config == {"form": "softmax", "similarity": "dot", "center": False, "temperature": 0.4, "epsilon": 0.2}
+    maps, reference = RNG.normal(size=(2, 3, 4)).astype("float32"), np.array([2, 0])
+    np.testing.assert_array_equal(ExplanationSoftTargets.from_config(config)(maps, reference), targets(maps, reference))
+
+
+def test_a_scheduled_epsilon_overrides_the_configured_one_and_zero_gives_the_label():
+    sims = tf.constant([[1.0, 0.2, -0.3], [0.5, 1.0, 0.1]])
+    reference = np.array([0, 1])
+    targets = ExplanationSoftTargets(epsilon=0.1)
+    scheduled = targets.from_similarities(sims, reference, epsilon=0.3).numpy()
+    np.testing.assert_allclose(scheduled[[0, 1], reference], 0.7, atol=1e-6)
+    np.testing.assert_allclose(ExplanationSoftTargets(epsilon=0.0).from_similarities(sims, reference).numpy(),
+                               np.eye(3)[reference], atol=1e-7)
+
+
+def test_a_similarity_function_can_be_given_directly():
+    def negative_dot(flat, reference):
+        return -similarity.dot(flat, reference)
+
+    assert similarity.get(negative_dot) is negative_dot
+    maps, reference = RNG.normal(size=(2, 3, 4)).astype("float32"), np.array([1, 2])
+    flipped = ExplanationSoftTargets(similarity=negative_dot).similarities(maps, reference)
+    np.testing.assert_allclose(flipped, -ExplanationSoftTargets(similarity="dot").similarities(maps, reference), atol=1e-6)
 
 
 def test_nontarget_form_puts_all_mass_on_other_classes():

@@ -9,11 +9,14 @@ import tensorflow as tf
 
 
 def cross_entropy(targets, logits):
-    """Per-example cross-entropy H(targets, softmax(logits)).
+    """Per-example cross-entropy H(targets, softmax(logits)), over the last (class) axis.
 
     Args:
-        targets: `(batch, classes)` distributions (one-hot for hard labels).
-        logits: `(batch, classes)` pre-softmax scores.
+        targets: `(..., classes)` distributions (one-hot for hard labels).
+        logits: `(..., classes)` pre-softmax scores.
+
+    Returns:
+        `(...)` cross-entropies.
     """
     logits = tf.cast(logits, tf.float32)
     return -tf.reduce_sum(tf.cast(targets, tf.float32) * tf.nn.log_softmax(logits), axis=-1)
@@ -29,17 +32,20 @@ def distillation_kl(soft_targets, logits, temperature, exclude=None):
     (Hinton et al., 2015).
 
     Args:
-        soft_targets: `(batch, classes)` target distributions q.
-        logits: `(batch, classes)` student logits z.
+        soft_targets: `(..., classes)` target distributions q.
+        logits: `(..., classes)` student logits z.
         temperature: T.
-        exclude: optional int `(batch,)` class per example left out of the
+        exclude: optional int `(...)` class per example left out of the
             student's softmax (q must be 0 there): the non-target KL of
             Decoupled KD.
+
+    Returns:
+        `(...)` divergences, over the last (class) axis.
     """
     logits = tf.cast(logits, tf.float32)
     q = tf.cast(soft_targets, tf.float32)
     if exclude is not None:
-        mask = tf.one_hot(exclude, tf.shape(logits)[-1]) > 0.5
+        mask = tf.one_hot(exclude, tf.shape(logits)[-1], on_value=True, off_value=False)
         logits = tf.where(mask, MASKED_LOGIT, logits)
     log_p = tf.nn.log_softmax(logits / temperature)
     kl = tf.reduce_sum(tf.math.xlogy(q, q) - q * log_p, axis=-1)
