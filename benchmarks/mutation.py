@@ -3,9 +3,9 @@
 mutmut changes one operator, constant or argument at a time in the selected
 modules and runs the tests that cover the changed function; a mutant that
 every test survives marks behaviour no test pins down. Each scope runs in a
-copy of the repository's tracked files under the work directory (mutmut's
-own `mutants/` state stays there, so a stopped run resumes and a rerun after
-a code change tests only the changed functions), then writes
+copy of the committed tree under the work directory (mutmut's own `mutants/`
+state stays there, so a stopped run resumes; a change of code or tests starts
+afresh), then writes
 `benchmarks/results/mutation_<scope>.json` (counts, survivors, provenance)
 and the README's table between `<!-- results:mutation:begin/end -->`.
 
@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -52,12 +53,20 @@ def config_text(scope):
 def prepare(scope, work):
     """The committed tree (what the provenance's commit names) in `work`, with this scope's configuration.
 
-    mutmut's state in `work/mutants` is kept: it resumes, and retests only functions that changed.
+    mutmut's state in `work/mutants` is kept while the code and tests are those it tested, so a stopped run
+    resumes; it is dropped when they changed, since mutmut retests a mutant only when its function changed,
+    not when a test did.
     """
-    archive = subprocess.run(["git", "archive", "HEAD", "keras_introspect", "tests", "setup.py", "pytest.ini"],
-                             cwd=ROOT, capture_output=True, check=True).stdout
+    paths = ["keras_introspect", "tests", "setup.py", "pytest.ini"]
+    tree = subprocess.run(["git", "rev-parse", *(f"HEAD:{p}" for p in paths)], cwd=ROOT, capture_output=True,
+                          text=True, check=True).stdout
+    stamp = work / "tested-tree.txt"
+    if not stamp.exists() or stamp.read_text() != tree:
+        shutil.rmtree(work / "mutants", ignore_errors=True)
+    archive = subprocess.run(["git", "archive", "HEAD", *paths], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(work)], input=archive, check=True)
     (work / "setup.cfg").write_text(config_text(scope))
+    stamp.write_text(tree)
 
 
 def mutmut(work, *args):
