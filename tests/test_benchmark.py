@@ -97,6 +97,18 @@ def test_verdict_picks_by_paired_gain_and_needs_three_seeds_and_two_standard_err
     assert "(of 1): -2.33 ± 0.33 points" in report.verdict(configs) and report.verdict(configs).endswith("behind.")
     two = {name: rs[:2] for name, rs in configs.items()}
     assert "+1.00 points on seeds 0, 1; not established (2 of the 3 seeds needed)" in report.verdict(two)
+    # the regime: label smoothing against standard (+3, +3, +4) → 3.33 ± 0.33: it pays here
+    assert report.qualification(configs) == ("Regime: the best teacher-free rival, label_smoothing (of 1), against "
+                                             "standard training: +3.33 ± 0.33 points (mean ± standard error, "
+                                             "3 seeds): ahead.")
+    configs["confidence_penalty"] = runs("confidence_penalty", "confidence_penalty", [0.75, 0.77, 0.80])
+    assert "confidence_penalty (of 2)" in report.qualification(configs)  # +5.33 beats label smoothing's +3.33
+    assert "(of 2): -4.33 ± 0.33 points" in report.verdict(configs)  # the verdict faces the better rival
+    table = report.markdown_table([dict(r, arch="a", train_size=3, epochs=1, augment=False, best_accuracy=0.0,
+                                        commit="c", date="d", command="x", machine="m", tensorflow="t", keras="k")
+                                   for rs in configs.values() for r in rs], timing=False)
+    assert table.index("Regime: the best") < table.index("Verdict: the best") < table.index("Provenance")
+    assert report.qualification({"standard": configs["standard"], "il_a": configs["il_a"]}) is None
     assert report.verdict({"standard": configs["standard"]}) is None
     assert report.verdict({"il_a": configs["il_a"]}) is None
 

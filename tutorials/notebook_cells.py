@@ -161,7 +161,9 @@ and on the `long` protocol (Imagenette at 128 px, ResNet-18 at half width, 30 ep
 
 The *Verdict* line under each table is the one-sentence answer, computed from the records: it
 calls a difference shown only with three or more seeds and a paired mean beyond two standard
-errors. `docs/method.md` reads these tables; notebook 05 shows how to run such a comparison."""),
+errors. The *Regime* line above it asks the prior question with the same rule: does any
+teacher-free regularizer beat standard training here at all? Where none does, IL cannot be seen
+winning either. `docs/method.md` reads these tables; notebook 05 shows how to run such a comparison."""),
     ("md", """## Save, reload, continue
 
 `IntrospectiveModel` is a registered Keras class: the `.keras` file keeps the backbone, the

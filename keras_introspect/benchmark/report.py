@@ -130,6 +130,39 @@ def compare(records, reference):
     return f"{mean:+.2f} ± {error:.2f} points (mean ± standard error, {len(deltas)} seeds): {outcome}"
 
 
+def _by_role(configs):
+    groups = collections.defaultdict(dict)
+    for config, rs in configs.items():
+        groups[role(rs[0])][config] = rs
+    return groups
+
+
+def _best(group, base):
+    """The configuration of `group` with the highest mean paired gain over `base`."""
+    reference = {r["seed"]: r["final_accuracy"] for r in base}
+
+    def gain(config):
+        deltas = [r["final_accuracy"] - reference[r["seed"]] for r in group[config] if r["seed"] in reference]
+        return statistics.mean(deltas) if deltas else -math.inf
+    return max(group, key=gain)
+
+
+def qualification(configs):
+    """Whether the regime is one where a teacher-free regularizer pays at all, or None.
+
+    IL can only be seen beating standard training where an established
+    regularizer does (docs/comparators.md); this sentence says whether the
+    records show such a regime, with the same rule as `verdict`.
+    """
+    base = configs.get("standard")
+    rivals = _by_role(configs)["rival"]
+    if not base or not rivals:
+        return None
+    rival = _best(rivals, base)
+    return (f"Regime: the best teacher-free rival, {rival} (of {len(rivals)}), against standard training: "
+            f"{compare(configs[rival], base)}.")
+
+
 def verdict(configs):
     """The regime's answer to "does IL beat standard training and its teacher-free rivals?", or None.
 
@@ -138,26 +171,14 @@ def verdict(configs):
     flatters both alike, and the sentence says out of how many each was chosen.
     """
     base = configs.get("standard")
-    if not base:
+    by_role = _by_role(configs)
+    if not base or not by_role["il"]:
         return None
-    by_role = collections.defaultdict(dict)
-    for config, rs in configs.items():
-        by_role[role(rs[0])][config] = rs
-    if not by_role["il"]:
-        return None
-
-    def best(group):
-        def gain(config):
-            reference = {r["seed"]: r["final_accuracy"] for r in base}
-            deltas = [r["final_accuracy"] - reference[r["seed"]] for r in group[config] if r["seed"] in reference]
-            return statistics.mean(deltas) if deltas else -math.inf
-        return max(group, key=gain)
-
-    il = best(by_role["il"])
+    il = _best(by_role["il"], base)
     text = (f"Verdict: the best IL configuration, {il} (of {len(by_role['il'])}), against standard training: "
             f"{compare(configs[il], base)}.")
     if by_role["rival"]:
-        rival = best(by_role["rival"])
+        rival = _best(by_role["rival"], base)
         text += (f" Against the best teacher-free rival, {rival} (of {len(by_role['rival'])}): "
                  f"{compare(configs[il], configs[rival])}.")
     return text
@@ -197,9 +218,9 @@ def markdown_table(records, timing=True):
                           f"{step / base_step:.2f}×" if step and base_step else "—"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-        reading = verdict(configs)
-        if reading:
-            lines += [reading, ""]
+        for reading in (qualification(configs), verdict(configs)):
+            if reading:
+                lines += [reading, ""]
     commits = sorted({r["commit"] for r in records})
     dates = sorted(r["date"] for r in records)
     first = records[0]
