@@ -7,7 +7,7 @@
 set -euo pipefail
 DATA=${1:?path of the Imagenette ImageFolder (imagenette-128px)}
 shift
-PHASES=${*:-1 2 3 4 5}
+PHASES=${*:-1 2 3 4 5 6}
 OUT=benchmarks/results/long_protocol.jsonl
 TEACHER=benchmarks/teachers/imagenette_resnet18w32_60ep/model.keras
 COMMON=(--protocol long --data "$DATA" --out "$OUT" --save-models "${KERAS_INTROSPECT_CACHE:-$HOME/.cache/keras-introspect}/models")
@@ -18,13 +18,15 @@ for phase in $PHASES; do
     1) sweep --seeds 0 --configs standard label_smoothing ;;
     # 2. The regime's qualification: the same on seeds 1 and 2.
     2) sweep --seeds 1 2 --configs standard label_smoothing ;;
-    # 3. The teacher-free rivals, IL and its variants, and the mechanism ablation, seed 0.
-    3) sweep --seeds 0 --configs il_cam_mass_warmup pskd ols confidence_penalty il_target_ema il_class_targets \
-         il_mass_linear il_uniform_structure label_smoothing_matched ;;
-    # 4. Teacher KD and its dissections (the teacher trains twice as long), seed 0.
-    4) sweep --seeds 0 --teacher "$TEACHER" --train-teacher --configs kd kd_shuffled kd_uniform ;;
-    # 5. Seeds 1 and 2 of the comparison the conclusions rest on.
-    5) sweep --seeds 1 2 --teacher "$TEACHER" --configs il_cam_mass_warmup pskd ols il_uniform_structure \
+    # 3. The verdict's seeds: IL and PS-KD (the self-distillation rival) on seeds 1 and 2.
+    3) sweep --seeds 1 2 --configs il_cam_mass_warmup pskd ;;
+    # 4. The other teacher-free rivals, IL's variants and the mechanism ablation, seed 0.
+    4) sweep --seeds 0 --configs ols confidence_penalty il_target_ema il_class_targets il_mass_linear \
+         il_uniform_structure label_smoothing_matched ;;
+    # 5. Teacher KD and its dissections (the teacher trains twice as long), seed 0.
+    5) sweep --seeds 0 --teacher "$TEACHER" --train-teacher --configs kd kd_shuffled kd_uniform ;;
+    # 6. Seeds 1 and 2 of the mechanism comparison.
+    6) sweep --seeds 1 2 --teacher "$TEACHER" --configs ols il_uniform_structure label_smoothing_matched \
          kd kd_shuffled kd_uniform ;;
     *) echo "unknown phase $phase" >&2; exit 2 ;;
   esac
