@@ -122,6 +122,13 @@ class EpochTimes(keras.callbacks.Callback):
         os.replace(self.path + ".tmp", self.path)  # never a half-written file
 
 
+def train_seconds(history, start):
+    """Seconds spent training: the sum of every epoch's duration when `history`
+    times them all (a run resumed by `resumable` spans several processes), else
+    the wall time since `start` (a `time.time()` value)."""
+    return sum(history["epoch_seconds"]) if "epoch_seconds" in history else time.time() - start
+
+
 def resumable(backup_dir):
     """Callbacks that make a run survive interruption, and a reader of its whole history.
 

@@ -147,6 +147,7 @@ def test_sweep_saves_each_finished_model_once(tmp_path):
             "--out", str(out), "--save-models", str(models), "--backup-root", str(tmp_path / "backups")]
     sweep.main(argv)
     record = report.load(out)[0]
+    assert record["train_seconds"] == sum(record["history"]["epoch_seconds"]) > 0
     saved = keras.models.load_model(models / "quick-standard-seed0.keras")
     # the saved model is the evaluated one: its held-out accuracy is the record's
     from keras_introspect.benchmark import runner

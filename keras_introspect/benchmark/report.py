@@ -213,7 +213,8 @@ def markdown_table(records, timing=True):
                 cells.append(_mean_std(eces) if eces else "—")
             if timing:
                 step = _median_step(rs)
-                cells += [f"{statistics.mean(r['wall_seconds'] for r in rs) / 60:.1f}",
+                # Records before `train_seconds` existed time only a run's last part.
+                cells += [f"{statistics.mean(r.get('train_seconds', r['wall_seconds']) for r in rs) / 60:.1f}",
                           "—" if step is None else f"{1000 * step:.0f}",
                           f"{step / base_step:.2f}×" if step and base_step else "—"]
             lines.append("| " + " | ".join(cells) + " |")
@@ -233,8 +234,8 @@ def markdown_table(records, timing=True):
 
 
 def write_csv(records, path):
-    keys = ["config", "method", "seed", "final_accuracy", "best_accuracy", "wall_seconds", "step_seconds",
-            "arch", "train_size", "epochs", "batch_size", "lr", "augment", "commit", "date", "machine"]
+    keys = ["config", "method", "seed", "final_accuracy", "best_accuracy", "ece", "wall_seconds", "train_seconds",
+            "step_seconds", "arch", "train_size", "epochs", "batch_size", "lr", "augment", "commit", "date", "machine"]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(keys + ["options"])

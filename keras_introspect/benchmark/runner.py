@@ -71,8 +71,8 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
         teacher: `.keras` path for the teacher methods.
         backup_dir: a directory in which the run saves its state after every
             epoch and from which it resumes when started again (see
-            `resumable`); `wall_seconds` then counts only the last part, and
-            `history["epoch_seconds"]` every epoch's duration.
+            `resumable`); `wall_seconds` then counts only the last part,
+            `train_seconds` every part's epochs.
         save_to: if given, the trained model is saved there (`.keras`), e.g.
             to export it afterwards; an existing file is never overwritten.
     """
@@ -91,7 +91,8 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
         "config": config or method, "method": method, "options": options, "seed": seed,
         "final_accuracy": accuracies[-1], "best_accuracy": max(accuracies),
         "ece": expected_calibration_error(labels, probabilities),
-        "wall_seconds": time.time() - start, "step_seconds": timer.median, "history": history,
+        "wall_seconds": time.time() - start, "train_seconds": recipes.train_seconds(history, start),
+        "step_seconds": timer.median, "history": history,
         "protocol": protocol.name, "dataset": protocol.dataset, "arch": protocol.arch,
         "train_size": splits.num_train, "epochs": protocol.epochs, "batch_size": protocol.batch_size,
         "lr": protocol.lr, "augment": protocol.augment,

@@ -322,8 +322,7 @@ def train(args):
     )
     if not chief:
         return None  # the chief evaluates, plots and exports
-    # A resumed run's history times every epoch, the interrupted parts' too.
-    seconds = sum(history["epoch_seconds"]) if "epoch_seconds" in history else time.time() - start
+    seconds = recipes.train_seconds(history, start)
     if recipes.is_multiworker(strategy):
         # Evaluate and export a plain copy: evaluate/predict share fit's multi-worker trouble.
         model.save(run.path("model.keras"))
