@@ -1,5 +1,7 @@
 """IntrospectiveModel: loss, training step, schedules, serialization, errors."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -181,15 +183,66 @@ def test_probability_heads_whose_logits_cannot_be_recovered_are_refused():
         ki.IntrospectiveModel(keras.Model(inputs, probabilities))
 
 
-def test_explain_shapes(images):
+def test_explain_shapes_and_classes(images):
     model = make_model()
-    assert model.explain(images).shape == (4, 8, 8)
-    assert model.explain(images, classes=np.array([0, 1, 2, 3])).shape == (4, 8, 8)
-    assert model.explain(images, classes="all").shape == (4, 5, 8, 8)
+    every = model.explain(images, classes="all").numpy()
+    assert every.shape == (4, 5, 8, 8)
+    np.testing.assert_allclose(every, explainers.CAM()(model.backbone, images).numpy(), atol=1e-6)
     predicted = np.argmax(model.predict(images, verbose=0), -1)
-    np.testing.assert_allclose(
-        model.explain(images), model.explain(images, classes="all").numpy()[np.arange(4), predicted], atol=1e-6
-    )
+    assert model.explain(images).shape == (4, 8, 8)
+    np.testing.assert_allclose(model.explain(images), every[np.arange(4), predicted], atol=1e-6)
+    chosen = (predicted + 1) % 5  # not the predicted classes, so a default in their place shows
+    np.testing.assert_allclose(model.explain(images, classes=chosen), every[np.arange(4), chosen], atol=1e-6)
+    np.testing.assert_allclose(model.explain(images, classes=2), every[:, 2], atol=1e-6)
+    with pytest.raises(ValueError, match=re.escape("classes must be None, an int, an array or 'all'; got 'top'.")):
+        model.explain(images, classes="top")
+
+
+def test_inspection_runs_in_inference_mode(images, labels):
+    """soft_targets and explain use BatchNorm's moving statistics and change no weight."""
+    model = make_model(tiny_backbone(batchnorm=True))
+    model.backbone.get_layer("bn1").moving_mean.assign(np.full(6, 0.3, "float32"))
+    before = [np.array(w) for w in model.weights]
+    q = model.soft_targets(images, labels).numpy()
+    np.testing.assert_allclose(q, hand_targets(model.backbone, images, labels), atol=1e-5)
+    model.explain(images)
+    for w, b in zip(model.weights, before):
+        np.testing.assert_array_equal(np.array(w), b)
+    # Integer images are the same values in floats, also for explainers that differentiate the input.
+    integers = np.round(images * 3).astype("int32")
+    for model in (model, make_model(explainer="vanilla_gradients")):
+        np.testing.assert_allclose(model.soft_targets(integers, labels).numpy(),
+                                   model.soft_targets(integers.astype("float32"), labels).numpy(), atol=1e-6)
+
+
+class UnregisteredCAM(explainers.CAM):
+    """A user's explainer that Keras's registry does not know."""
+
+
+class UnregisteredScale(keras.layers.Layer):
+    """A user's layer that Keras's registry does not know."""
+
+    def call(self, x):
+        return 2.0 * x
+
+
+def test_from_config_passes_custom_objects_to_the_explainer_and_the_backbone(images):
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, padding="same", name="features")(UnregisteredScale()(inputs))
+    backbone = keras.Model(inputs, keras.layers.Dense(5, name="logits")(keras.layers.GlobalAveragePooling2D()(x)))
+    model = make_model(backbone, explainer=UnregisteredCAM(relu=True))
+    config = keras.saving.serialize_keras_object(model)["config"]
+    for missing in ("UnregisteredCAM", "UnregisteredScale"):
+        known = {"UnregisteredCAM": UnregisteredCAM, "UnregisteredScale": UnregisteredScale}
+        del known[missing]
+        with pytest.raises(TypeError):  # Keras's message names the class only for the explainer
+            ki.IntrospectiveModel.from_config(config, custom_objects=known)
+    # The failed calls above left the config intact: from_config reads it, never consumes it.
+    copy = ki.IntrospectiveModel.from_config(
+        config, custom_objects={"UnregisteredCAM": UnregisteredCAM, "UnregisteredScale": UnregisteredScale})
+    assert type(copy.explainer) is UnregisteredCAM and copy.explainer.relu is True
+    copy.set_weights(model.get_weights())
+    np.testing.assert_allclose(copy.explain(images), model.explain(images), atol=1e-6)
 
 
 def test_save_load_round_trip_and_continue_training(tmp_path):
@@ -235,12 +288,81 @@ def test_bad_inputs_raise_clear_errors(images, labels):
     bad.compile(optimizer="sgd", loss="mse")
     with pytest.raises(ValueError, match="computes its own loss"):
         bad.train_on_batch(images, labels)
-    with pytest.raises(ValueError, match="cannot run inside the training step"):
-        make_model(explainer="smoothgrad")
-    with pytest.raises(ValueError, match="explained_classes"):
-        make_model(explained_classes=5)
-    with pytest.raises(ValueError, match="alpha"):
-        make_model(alpha=1.5)
+
+
+REFUSED = [
+    (dict(explainer="smoothgrad"), "SmoothGrad needs several forward passes and cannot run inside the training "
+                                   "step; choose cam, grad_cam, vanilla_gradients or gradient_input."),
+    (dict(alpha=1.5), "alpha must be in [0, 1], got 1.5."),
+    (dict(alpha=-0.1), "alpha must be in [0, 1], got -0.1."),
+    (dict(temperature=0.0), "temperature must be > 0, got 0.0."),
+    (dict(warmup_epochs=-1), "warmup_epochs and ramp_epochs must be >= 0."),
+    (dict(ramp_epochs=-1), "warmup_epochs and ramp_epochs must be >= 0."),
+    (dict(explained_classes=True), "explained_classes must be 'all' or an int, got True."),
+    (dict(explained_classes="2"), "explained_classes must be 'all' or an int, got '2'."),
+    (dict(explained_classes=0), "explained_classes=0 must be between 1 and 4 (the number of non-true classes), "
+                                "or 'all'."),
+    (dict(explained_classes=5), "explained_classes=5 must be between 1 and 4"),
+    (dict(target_ema=1.0, num_examples=4), "target_ema must be in [0, 1), got 1.0."),
+    (dict(target_ema=-0.5, num_examples=4), "target_ema must be in [0, 1), got -0.5."),
+    (dict(target_ema=0.5, num_examples=0), "target_ema keeps a target per training example: pass num_examples "
+                                           "(the training set's size)."),
+    (dict(class_targets=True, class_momentum=1.0), "class_momentum must be in [0, 1), got 1.0."),
+    (dict(class_targets=True, class_momentum=-0.1), "class_momentum must be in [0, 1), got -0.1."),
+    (dict(mass_schedule="cosine"), "mass_schedule must be one of ('constant', 'linear'), got 'cosine'."),
+    (dict(mass_schedule="linear", soft_targets=ExplanationSoftTargets(form="nontarget")),
+     "mass_schedule schedules the non-true mass of the 'mass' form; use form='mass'."),
+    (dict(class_targets=True, explained_classes=2),
+     "class_targets averages similarities to every class: use explained_classes='all'."),
+]
+
+
+@pytest.mark.parametrize("options, message", REFUSED)
+def test_each_bad_option_is_refused_with_its_message(options, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_model(**options)
+
+
+@pytest.mark.parametrize("options, check", [
+    (dict(alpha=0.0), lambda m: m.alpha == 0.0),
+    (dict(alpha=1.0), lambda m: m.alpha == 1.0),
+    (dict(warmup_epochs=0, ramp_epochs=0), lambda m: (m.warmup_epochs, m.ramp_epochs) == (0, 0)),
+    (dict(explained_classes=1), lambda m: m.explained_classes == 1),
+    (dict(explained_classes=3), lambda m: m.explained_classes == 3),
+    (dict(explained_classes=4), lambda m: m.explained_classes == "all"),  # every non-true class
+    (dict(target_ema=0.0), lambda m: not m.needs_example_ids),
+    (dict(target_ema=0.5, num_examples=1), lambda m: m.example_targets.shape == (1, 5)),
+    (dict(class_targets=True, class_momentum=0.0), lambda m: m.class_momentum == 0.0),
+])
+def test_options_at_their_limits_are_accepted(options, check):
+    assert check(make_model(**options))
+
+
+def test_variant_state_is_named_float32_and_not_trained():
+    model = variant_model(target_ema=0.5, num_examples=3, class_targets=True, mass_schedule="linear")
+    state = {v.name: v for v in model.non_trainable_weights}
+    shapes = {"example_targets": (3, 5), "example_seen": (3,), "class_similarity": (5, 5), "class_seen": (5,),
+              "total_epochs": ()}
+    assert {name: tuple(state[name].shape) for name in shapes} == shapes
+    assert all(state[name].dtype == "float32" for name in shapes)
+    assert len(model.trainable_weights) == len(model.backbone.trainable_weights)
+    assert float(model.total_epochs.numpy()) == 1.0  # until fit sets the run's length
+
+
+def test_linear_mass_reaches_epsilon_on_the_last_epoch_and_stays_there():
+    model = variant_model(mass_schedule="linear")
+    for epoch, total, fraction in [(0, 1, 1.0), (0, 4, 0.25), (3, 4, 1.0), (6, 4, 1.0)]:
+        model.epoch.assign(float(epoch))
+        model.total_epochs.assign(float(total))
+        assert float(model.current_epsilon()) == pytest.approx(EPS * fraction)
+    assert variant_model().current_epsilon() is None
+
+
+def test_without_a_ramp_distillation_starts_exactly_after_the_warm_up():
+    model = make_model(warmup_epochs=2, ramp_epochs=0, alpha=0.4)
+    for epoch, alpha in [(0, 0.0), (1, 0.0), (2, 0.4), (3, 0.4)]:
+        model.epoch.assign(float(epoch))
+        assert float(model.current_alpha()) == pytest.approx(alpha)
 
 
 class Subclassed(keras.Model):

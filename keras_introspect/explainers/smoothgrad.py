@@ -17,7 +17,9 @@ class SmoothGrad(Explainer):
     Args:
         num_samples: noisy copies per image.
         noise: standard deviation of the Gaussian noise, in input units.
-        seed: seed of the noise, for reproducible maps.
+        seed: an int fixes the noise, so the same images get the same maps on
+            every call (and any subset of classes, slices of all of them);
+            `None` draws new noise at each call.
         score: `"logit"` or `"log_probability"`.
 
     Example:
@@ -43,9 +45,12 @@ class SmoothGrad(Explainer):
 
     def explain_batch(self, backbone, images, classes):
         repeated = tf.repeat(images, self.num_samples, axis=0)
-        noise = tf.random.normal(
-            tf.shape(repeated), stddev=self.noise, dtype=repeated.dtype, seed=self.seed
-        )
+        shape = tf.shape(repeated)
+        if self.seed is None:
+            noise = tf.random.normal(shape, stddev=self.noise, dtype=repeated.dtype)
+        else:  # stateless: an op-seeded `tf.random.normal` draws new noise at every eager call
+            noise = tf.random.stateless_normal(shape, seed=[int(self.seed), 0], stddev=self.noise,
+                                               dtype=repeated.dtype)
         return self.average_gradients(backbone, repeated + noise, classes)
 
     def average_gradients(self, model, noisy_images, classes=None):

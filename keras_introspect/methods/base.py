@@ -14,6 +14,7 @@ TensorFlow `train_step` does and a naive override forgets:
 """
 
 import contextlib
+import copy
 
 import keras
 import numpy as np
@@ -340,7 +341,7 @@ class ClassifierTrainer(keras.Model):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
+        config = copy.deepcopy(config)  # Keras's deserialization consumes the nested configs it reads
         config["backbone"] = keras.saving.deserialize_keras_object(
             config["backbone"], custom_objects=custom_objects
         )

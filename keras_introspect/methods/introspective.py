@@ -10,6 +10,8 @@ and distils q into itself as knowledge distillation distils a teacher:
 with q held constant. See docs/method.md for the formulation and evidence.
 """
 
+import copy
+
 import keras
 import tensorflow as tf
 
@@ -17,12 +19,12 @@ from keras_introspect import backbones
 from keras_introspect import explainers as explainer_lib
 from keras_introspect import losses as loss_lib
 from keras_introspect import soft_targets as targets_lib
+from keras_introspect.errors import InputError
 from keras_introspect.methods import tables
 from keras_introspect.methods.base import ClassifierTrainer, maybe_stop_recording
 from keras_introspect.methods.progressive_self_kd import split_example_ids
 
 MASS_SCHEDULES = ("constant", "linear")
-from keras_introspect.errors import InputError
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -314,7 +316,7 @@ class IntrospectiveModel(ClassifierTrainer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
+        config = copy.deepcopy(config)
         config["explainer"] = keras.saving.deserialize_keras_object(
             config["explainer"], custom_objects=custom_objects
         )

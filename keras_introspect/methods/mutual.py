@@ -6,6 +6,8 @@ step on the same batch. The first peer is the model (`call`, `predict`,
 export); `ensemble_predict` averages all peers' probabilities.
 """
 
+import copy
+
 import keras
 import tensorflow as tf
 
@@ -80,6 +82,6 @@ class MutualLearningModel(ClassifierTrainer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
+        config = copy.deepcopy(config)
         config["peers"] = [keras.saving.deserialize_keras_object(p, custom_objects=custom_objects) for p in config["peers"]]
         return super().from_config(config, custom_objects=custom_objects)

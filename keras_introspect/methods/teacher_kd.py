@@ -21,6 +21,7 @@ N replicas. (With its default `loss="kl_divergence"`, a string, Keras 3.15's
 probabilities and drops T²; see tests/test_comparators.py.)
 """
 
+import copy
 import os
 import zipfile
 
@@ -153,6 +154,6 @@ class TeacherDistillationModel(ClassifierTrainer):
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        config = dict(config)
+        config = copy.deepcopy(config)
         config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"], custom_objects=custom_objects)
         return super().from_config(config, custom_objects=custom_objects)
