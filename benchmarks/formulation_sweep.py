@@ -75,6 +75,9 @@ CONFIGS = {
     "il_target_ema": ("il", {"target_ema": 0.9}),
     "il_class_targets": ("il", {"class_targets": True}),
     "il_mass_linear": ("il", {"mass_schedule": "linear"}),
+    # IL with label smoothing's non-true mass: a·ε = 0.5 · 0.18 = 0.09, the 0.1 · 9/10 that label smoothing 0.1
+    # moves off the true class (the default's 0.05 is half of it, and the long protocol's pilot rewards 0.09).
+    "il_ls_mass": ("il", {"epsilon": 0.18}),
     # The mechanism: IL's schedule and non-true mass with the structure removed (all similarities equal, so
     # the mass is spread uniformly), and plain label smoothing with IL's non-true mass a·ε = 0.05.
     "il_uniform_structure": ("il", {"target_temperature": 1e6}),

@@ -21,7 +21,7 @@ for phase in $PHASES; do
     # 3. The verdict's seeds: IL and PS-KD (the self-distillation rival) on seeds 1 and 2.
     3) sweep --seeds 1 2 --configs il_cam_mass_warmup pskd ;;
     # 4. The other teacher-free rivals, IL's variants and the mechanism ablation, seed 0.
-    4) sweep --seeds 0 --configs ols confidence_penalty il_target_ema il_class_targets il_mass_linear \
+    4) sweep --seeds 0 --configs ols il_ls_mass il_target_ema il_class_targets il_mass_linear confidence_penalty \
          il_uniform_structure label_smoothing_matched ;;
     # 5. Teacher KD and its dissections (the teacher trains twice as long), seed 0.
     5) sweep --seeds 0 --teacher "$TEACHER" --train-teacher --configs kd kd_shuffled kd_uniform ;;

@@ -158,3 +158,20 @@ def test_sweep_saves_each_finished_model_once(tmp_path):
     assert abs(float((predicted == runner.held_out_labels(splits)).mean()) - record["final_accuracy"]) < 1e-6
     sweep.main(argv)  # finished: skipped, the model untouched
     assert sorted(p.name for p in models.iterdir()) == ["quick-standard-seed0.keras"]
+
+
+def test_the_sweep_scripts_name_only_known_configurations():
+    """A misspelt configuration would stop a sweep hours in, at the phase that names it."""
+    import importlib.util
+    import pathlib
+    import re
+
+    spec = importlib.util.spec_from_file_location("formulation_sweep", "benchmarks/formulation_sweep.py")
+    sweep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sweep)
+    for script in sorted(pathlib.Path("benchmarks").glob("run_*.sh")):
+        named = set()
+        for line in script.read_text().replace("\\\n", " ").splitlines():
+            for block in re.findall(r"--configs ((?:[\w.]+\s*)+)", line):
+                named |= set(block.split())
+        assert named and not named - set(sweep.CONFIGS), (script, named - set(sweep.CONFIGS))
