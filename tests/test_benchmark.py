@@ -175,3 +175,11 @@ def test_the_sweep_scripts_name_only_known_configurations():
             for block in re.findall(r"--configs ((?:[\w.]+\s*)+)", line):
                 named |= set(block.split())
         assert named and not named - set(sweep.CONFIGS), (script, named - set(sweep.CONFIGS))
+
+
+def test_curves_average_seeds_epoch_by_epoch_over_the_shortest_run():
+    records = [{"history": {"val_accuracy": [0.5, 0.6, 0.7], "accuracy": [0.5, 0.7, 0.9]}},
+               {"history": {"val_accuracy": [0.3, 0.4]}}]
+    assert report.mean_curve(records, "val_accuracy") == [40.0, 50.0]
+    assert report.mean_curve(records[:1], "accuracy") == [50.0, 70.0, 90.0]
+    assert report.mean_curve(records, "accuracy") == []  # one seed lacks it: no curve rather than a partial mean

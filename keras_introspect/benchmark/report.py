@@ -244,7 +244,7 @@ def write_csv(records, path):
 
 
 def plot(records, directory):
-    """`accuracy.png` (bars with std error bars) and `curves.png` (test accuracy per epoch)."""
+    """`accuracy_*.png` (bars with std error bars) and `curves_*.png` (accuracy per epoch)."""
     from matplotlib.figure import Figure
 
     for name, configs in grouped(records).items():
@@ -264,20 +264,37 @@ def plot(records, directory):
         ax.set_title(name, fontsize=9)
         fig.tight_layout()
         fig.savefig(os.path.join(directory, f"accuracy_{slug}.png"), dpi=110)
-        fig = Figure(figsize=(6, 3.5))
-        ax = fig.subplots()
-        for config in names:
-            curves = [r["history"]["val_accuracy"] for r in configs[config]]
-            length = min(len(c) for c in curves)
-            mean = [100 * statistics.mean(c[i] for c in curves) for i in range(length)]
-            ax.plot(range(1, length + 1), mean, label=config)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("test accuracy (%)")
-        ax.legend(fontsize=7)
-        ax.grid(alpha=0.3)
-        ax.set_title(name, fontsize=9)
+        # Left: test (solid) and training (dashed) accuracy, the gap showing how much the regime
+        # overfits; right: the test accuracy of the last third, where the methods separate.
+        fig = Figure(figsize=(10, 3.8))
+        whole, tail = fig.subplots(1, 2)
+        for index, config in enumerate(names):
+            color = f"C{index % 10}"
+            test, train = (mean_curve(configs[config], key) for key in ("val_accuracy", "accuracy"))
+            epochs = range(1, len(test) + 1)
+            whole.plot(epochs, test, color=color, label=config)
+            if train:
+                whole.plot(range(1, len(train) + 1), train, color=color, linestyle="--", linewidth=0.8)
+            start = len(test) - max(3, len(test) // 3)
+            tail.plot(epochs[start:], test[start:], color=color, marker=".", label=config)
+        whole.set_ylabel("accuracy (%): test —, training - -")
+        tail.set_ylabel("test accuracy (%)")
+        for ax in (whole, tail):
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+        tail.legend(fontsize=7)
+        fig.suptitle(f"{name} (mean over seeds)", fontsize=9)
         fig.tight_layout()
         fig.savefig(os.path.join(directory, f"curves_{slug}.png"), dpi=110)
+
+
+def mean_curve(records, key):
+    """The per-epoch mean of `history[key]` over `records` in percent ([] when a record lacks it)."""
+    curves = [r["history"].get(key) for r in records]
+    if not all(curves):
+        return []
+    length = min(len(c) for c in curves)
+    return [100 * statistics.mean(c[i] for c in curves) for i in range(length)]
 
 
 def write_report(results_path, directory, timing=True):
