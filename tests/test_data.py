@@ -40,6 +40,48 @@ def test_normalization_statistics_are_exact_at_cifar_size():
     np.testing.assert_allclose(splits.std, pixels.std(axis=0), rtol=1e-5)
 
 
+def test_in_memory_pipelines_keep_images_as_loaded_and_normalize_as_they_read():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, size=(120, 16, 16, 3), dtype=np.uint8)
+    y = np.arange(120) % 4
+    arrays = ki.data.ArrayData("synthetic", x, y, x[:30], y[:30], list("abcd"))
+    splits = ki.data.make_pipelines(arrays, batch_size=25, augment=False, train_size=80)
+    # Held as loaded: a float32 copy would be 4x larger (and the shuffle buffer holds another).
+    assert splits.images_train.dtype == np.uint8 and splits.images_train.shape == (80, 16, 16, 3)
+    mean = splits.images_train.reshape(-1, 3).astype(np.float64).mean(axis=0)
+    std = splits.images_train.reshape(-1, 3).astype(np.float64).std(axis=0)
+
+    def expected(images):
+        return (images.astype(np.float64) - mean) / std
+
+    batches = list(splits.train_with_ids)
+    ids = np.concatenate([b[0]["example_id"].numpy() for b in batches])
+    images = np.concatenate([b[0]["images"].numpy() for b in batches])
+    assert images.dtype == np.float32 and sorted(ids) == list(range(80))
+    np.testing.assert_allclose(images, expected(splits.images_train[ids]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in batches]), splits.y_train[ids])
+    # The numpy arrays come from the same float32 arithmetic as the pipelines: equal bit for bit.
+    test = np.concatenate([b[0].numpy() for b in splits.test])
+    np.testing.assert_allclose(test, expected(x[:30]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(splits.x_test, test)
+    np.testing.assert_array_equal(splits.normalize(x[:30]), test)
+    np.testing.assert_array_equal(splits.x_train[ids], images)
+    np.testing.assert_array_equal(splits.preview(7)[0], test[:7])
+
+
+def test_channel_statistics_do_not_depend_on_the_chunk():
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, size=(101, 5, 5, 3), dtype=np.uint8)
+    x[..., 2] = 9  # a constant channel: std 1e-7, not 0
+    pixels = x.reshape(-1, 3).astype(np.float64)
+    for chunk in (1, 7, 100, 1000):
+        mean, std = ki.data.pipeline.channel_statistics(x, chunk=chunk)
+        assert mean.dtype == std.dtype == np.float32
+        np.testing.assert_allclose(mean, pixels.mean(axis=0), rtol=1e-7)
+        np.testing.assert_allclose(std, pixels.std(axis=0) + 1e-7, rtol=1e-6)
+        assert std[2] > 0
+
+
 def test_stratified_subset_is_balanced_and_fixed():
     y = np.repeat(np.arange(10), 100)
     x = np.arange(1000)

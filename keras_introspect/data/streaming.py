@@ -354,7 +354,7 @@ def build_splits(source, examples, load_raw, test_views, num_train, num_test, ba
         train_examples=train_examples, train_examples_with_ids=indexed.map(with_example_id),
         class_names=list(source.class_names), input_shape=(*size, 3), mean=np.asarray(source.mean),
         std=np.asarray(source.std), num_train=int(num_train), num_test=int(num_test),
-        x_test=None, y_test=None, x_train=None, y_train=None, batch_size=int(batch_size),
+        images_test=None, y_test=None, images_train=None, y_train=None, batch_size=int(batch_size),
         augment=policy != "none",
     )
 
