@@ -113,3 +113,14 @@ def test_a_teacher_trained_on_other_normalization_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "input normalization mean" in err and "Retrain the teacher" in err
     assert not (tmp_path / "kd" / "model.keras").exists()
+
+
+def test_the_long_protocol_without_data_names_both_ways_to_get_it(tmp_path, capsys):
+    """Its dataset, TFDS's imagenette, cannot be fetched here: the error names download and a local folder."""
+    code = main(["benchmark", "--protocol", "long", "--methods", "standard", "--data-dir", str(tmp_path / "tfds"),
+                 "--output", str(tmp_path / "bench")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "Dataset 'imagenette/160px-v2' is not prepared" in err and "--download" in err
+    assert "local image folder" in err
+    assert not (tmp_path / "bench").exists()

@@ -138,6 +138,51 @@ def test_tfds_offline_error_says_how_to_use_local_data(tmp_path):
         ki.data.load_arrays("cifar10", data_dir=str(tmp_path))
 
 
+def test_imagenette_reads_in_memory_from_tfds_at_the_long_protocols_size(tmp_path, monkeypatch):
+    """`load_arrays("imagenette")` (the `long` protocol's name; Colab): TFDS photos of several sizes,
+    centre-cropped and resized to 128 px. A prepared TFDS builder of local PNGs stands in for the
+    download; the crop must remove the green bands beside the centred square."""
+    import tensorflow_datasets as tfds
+    from PIL import Image
+
+    red = np.array([200, 30, 30], np.uint8)
+    for split in ("train", "validation"):
+        for label, count in (("a", 2), ("b", 1)):
+            for i in range(count):
+                wide = i % 2 == 0
+                image = np.empty((160, 240, 3) if wide else (200, 160, 3), np.uint8)
+                image[:] = (0, 255, 0)
+                if wide:
+                    image[:, 40:200] = red
+                else:
+                    image[20:180] = red
+                folder = tmp_path / "src" / split / label
+                folder.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(image).save(folder / f"{i}.png")
+    builder = tfds.folder_dataset.ImageFolder(str(tmp_path / "src"))
+    asked = []
+
+    def prepared_builder(name, data_dir=None, download=False):
+        asked.append((name, data_dir, download))
+        return builder
+
+    monkeypatch.setattr(ki.data.sources, "prepared_builder", prepared_builder)
+    arrays = ki.data.load_arrays("imagenette", data_dir="tfds-dir", download=True)
+    assert asked == [("imagenette/160px-v2", "tfds-dir", True)]
+    assert arrays.class_names == ["a", "b"]
+    for x, y in ((arrays.x_train, arrays.y_train), (arrays.x_test, arrays.y_test)):
+        assert x.shape == (3, 128, 128, 3) and x.dtype == np.uint8
+        np.testing.assert_array_equal(x, np.broadcast_to(red, x.shape))
+        assert sorted(y.tolist()) == [0, 0, 1] and y.dtype == np.int32
+
+    only_train = tmp_path / "only_train"
+    (only_train / "train" / "a").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(only_train / "train" / "a" / "0.png")
+    builder = tfds.folder_dataset.ImageFolder(str(only_train))
+    with pytest.raises(ki.errors.InputError, match=r"has splits \['train'\]; in-memory loading needs train and test"):
+        ki.data.tfds_dataset("local", image_size=(8, 8))
+
+
 def test_subset_stays_fixed_while_the_seed_varies():
     arrays = ki.data.load_arrays("digits")
     a = ki.data.make_pipelines(arrays, train_size=300, seed=1, subset_seed=0)

@@ -166,6 +166,7 @@ def build_parser():
     bench.add_argument("--seeds", nargs="+", type=_number(int, "--seeds", 0), default=[0])
     bench.add_argument("--dataset", help="override the protocol's dataset (name or ImageFolder path)")
     bench.add_argument("--data-dir", default=None, help="TFDS data directory")
+    bench.add_argument("--download", action="store_true", help="let TFDS download a missing dataset")
     bench.add_argument("--epochs", type=_number(int, "--epochs", 1), help="override the protocol's epochs")
     bench.add_argument("--train-size", type=_number(int, "--train-size", 1), help="override the protocol's subset")
     bench.add_argument("--teacher", help="teacher .keras for kd/tfkd_self/isl (default: trained once into --output)")
@@ -179,7 +180,7 @@ def benchmark(args):
     from keras_introspect import data
 
     protocol = bench.get(args.protocol, dataset=args.dataset, epochs=args.epochs, train_size=args.train_size)
-    arrays = data.load_arrays(protocol.dataset, data_dir=args.data_dir)
+    arrays = data.load_arrays(protocol.dataset, data_dir=args.data_dir, download=args.download)
     os.makedirs(args.output, exist_ok=True)
     results = os.path.join(args.output, "results.jsonl")
     done = {(r["config"], r["seed"], r["protocol"]) for r in bench.report.load(results)} if os.path.exists(results) else set()

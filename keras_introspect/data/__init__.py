@@ -14,26 +14,31 @@ from keras_introspect.data.sources import (
     tfds_dataset,
 )
 
-TFDS_NAMES = ("cifar10", "cifar100")
+# Datasets the benchmark protocols name, read in memory from TFDS: (TFDS name, image size).
+# Imagenette's photos differ in size; the `long` protocol uses them at 128 px.
+IN_MEMORY_TFDS = {"cifar10": ("cifar10", None), "cifar100": ("cifar100", None),
+                  "imagenette": ("imagenette/160px-v2", (128, 128))}
 
 
 def load_arrays(dataset="digits", data_dir=None, download=False):
     """In-memory arrays of a dataset given by name or by ImageFolder path.
 
     Args:
-        dataset: `"digits"`, `"cifar10"`, `"cifar100"`, or a directory with
-            `train/<class>/*` and `test/<class>/*`.
-        data_dir: TFDS data directory for the CIFAR names.
+        dataset: `"digits"`, `"cifar10"`, `"cifar100"`, `"imagenette"` (TFDS
+            `imagenette/160px-v2` centre-cropped and resized to 128×128), or a
+            directory with `train/<class>/*` and `test/<class>/*`.
+        data_dir: TFDS data directory for the TFDS names.
         download: let TFDS download a missing dataset.
     """
     if dataset == "digits":
         return digits()
-    if dataset in TFDS_NAMES:
-        return tfds_dataset(dataset, data_dir=data_dir, download=download)
+    if dataset in IN_MEMORY_TFDS:
+        name, image_size = IN_MEMORY_TFDS[dataset]
+        return tfds_dataset(name, data_dir=data_dir, download=download, image_size=image_size)
     if os.path.sep in str(dataset) or os.path.isdir(str(dataset)):
         return image_folder(dataset)
     raise DatasetNotFoundError(
-        f"Unknown dataset {dataset!r}: use digits, cifar10, cifar100 or the path of an "
+        f"Unknown dataset {dataset!r}: use {', '.join(['digits', *IN_MEMORY_TFDS])} or the path of an "
         "ImageFolder directory (train/<class>/*, test/<class>/*)."
     )
 
@@ -44,7 +49,9 @@ def open_source(dataset="digits", image_size=None, validation_split=None, skip_b
 
     Args:
         dataset: `"digits"` (bundled, 8×8); `"cifar10"` / `"cifar100"` (TFDS,
-            in memory at 32×32, streamed when `image_size` is given); another
+            in memory at 32×32, streamed when `image_size` is given);
+            `"imagenette"` (TFDS `imagenette/160px-v2` in memory at 128 px, as
+            the `long` protocol reads it; streamed when `image_size` is given); another
             TFDS name (streamed, e.g. `"imagenette/160px-v2"`); or the path of
             an image folder (streamed; `train/` with `test/`, `val/` or
             `validation/`, or class folders with `validation_split`).
@@ -68,8 +75,8 @@ def open_source(dataset="digits", image_size=None, validation_split=None, skip_b
                                  skip_bad_files=skip_bad_files)
     if dataset.startswith(("/", ".", "~")) or os.path.sep in dataset and not _is_tfds_name(dataset):
         raise DatasetNotFoundError(f"Dataset directory {dataset!r} does not exist.")
-    if dataset in TFDS_NAMES and image_size is None:
-        return tfds_dataset(dataset, data_dir=data_dir, download=download)
+    if dataset in IN_MEMORY_TFDS and image_size is None:
+        return load_arrays(dataset, data_dir=data_dir, download=download)
     if _is_tfds_name(dataset):
         return TFDSSource(dataset, image_size, data_dir=data_dir, download=download)
     raise DatasetNotFoundError(

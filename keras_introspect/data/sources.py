@@ -73,25 +73,58 @@ def digits(test_fraction=0.2, seed=0):
     return ArrayData("digits", x_train, y_train, x_test, y_test, [str(d) for d in range(10)])
 
 
-def tfds_dataset(name, data_dir=None, download=False):
-    """A dataset from tensorflow-datasets (e.g. `"cifar10"`, `"cifar100"`).
+def tfds_dataset(name, data_dir=None, download=False, image_size=None):
+    """A dataset from tensorflow-datasets, in memory (e.g. `"cifar10"`, `"imagenette/160px-v2"`).
 
     Args:
         name: TFDS name.
         data_dir: TFDS data directory (default: TFDS's, `~/tensorflow_datasets`).
         download: allow TFDS to download and prepare it.
+        image_size: `(height, width)` every image is centre-cropped to the
+            aspect of and resized to (antialiased bilinear, rounded back to
+            uint8), for datasets whose images differ in size; `None` keeps
+            them as stored (they must share one size).
+
+    Returns:
+        `ArrayData` of the `train` split and the held-out one (`test`, else
+        `validation`).
 
     Raises:
         DatasetNotFoundError: when it is not prepared under `data_dir` and may
             not (or cannot) be downloaded; the message says how to use local data.
+
+    Example:
+    >>> arrays = tfds_dataset("imagenette/160px-v2", image_size=(128, 128), download=True)
     """
+    builder = prepared_builder(name, data_dir=data_dir, download=download)
+    splits = list(builder.info.splits)
+    held_out = next((split for split in ("test", "validation") if split in splits), None)
+    if "train" not in splits or held_out is None:
+        raise InputError(f"TFDS dataset {name!r} has splits {splits}; in-memory loading needs train and test "
+                         "(or validation).")
+    label_names = builder.info.features["label"].names
+    train, test = (_tfds_split_arrays(builder, split, image_size) for split in ("train", held_out))
+    return ArrayData(name, *train, *test, label_names)
+
+
+def _tfds_split_arrays(builder, split, image_size):
     import tensorflow_datasets as tfds
 
-    builder = prepared_builder(name, data_dir=data_dir, download=download)
-    train = tfds.as_numpy(builder.as_dataset(split="train", as_supervised=True, batch_size=-1))
-    test = tfds.as_numpy(builder.as_dataset(split="test", as_supervised=True, batch_size=-1))
-    label_names = builder.info.features["label"].names
-    return ArrayData(name, train[0], train[1].astype("int32"), test[0], test[1].astype("int32"), label_names)
+    if image_size is None:
+        x, y = tfds.as_numpy(builder.as_dataset(split=split, as_supervised=True, batch_size=-1))
+        return x, y.astype("int32")
+    from keras_introspect.data.streaming import center_crop_resize
+
+    size = tuple(int(side) for side in image_size)
+
+    def resize(image, label):
+        image = center_crop_resize(tf.cast(image, tf.float32), size)
+        return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8), label
+
+    ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
+    ds = ds.map(resize, num_parallel_calls=tf.data.AUTOTUNE).batch(1024)
+    batches = list(tfds.as_numpy(ds))
+    return np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches]).astype("int32")
 
 
 def prepared_builder(name, data_dir=None, download=False):
