@@ -113,6 +113,22 @@ def test_serving_graph_has_no_training_ops(exported):
                 assert not node.attr["is_training"].b
 
 
+def test_every_weight_is_stored_once(tmp_path, images):
+    """Keras's own tracking would write each weight twice (keras-team/keras#23553)."""
+    backbone = tiny_backbone(seed=6, batchnorm=True)
+    path = export_saved_model(backbone, tmp_path / "model")
+    reader = tf.train.load_checkpoint(str(tmp_path / "model" / "variables" / "variables"))
+    stored = {key: shape for key, shape in reader.get_variable_to_shape_map().items() if key.endswith("VARIABLE_VALUE")}
+    assert sum(int(np.prod(shape)) for shape in stored.values()) == sum(int(np.prod(w.shape)) for w in backbone.weights)
+    served = tf.saved_model.load(path)
+    assert len(served.variables) == len(backbone.weights)
+    assert len(served.trainable_variables) == len(backbone.trainable_weights)
+    values = sorted(v.numpy().tobytes() for v in served.variables)
+    assert values == sorted(w.numpy().tobytes() for w in backbone.weights)
+    out = served.signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
+    np.testing.assert_allclose(out, keras.ops.softmax(backbone.predict(images, verbose=0)).numpy(), atol=1e-5)
+
+
 def test_normalization_is_applied_inside_the_signatures(tmp_path, images):
     model = ki.IntrospectiveModel(tiny_backbone(seed=6))
     mean, std = np.array([120.0, 110.0, 100.0], "float32"), np.array([60.0, 50.0, 70.0], "float32")

@@ -48,8 +48,7 @@ def export_saved_model(model, path, explainer=None, normalization=None):
     input_shape = tuple(backbone.inputs[0].shape[1:])
 
     archive = keras.export.ExportArchive()
-    archive.track(backbone)
-    archive.track(logits_view)
+    track_variables(archive, backbone)  # logits_view shares them
     images_spec = tf.TensorSpec(None, tf.float32, name="images")  # shape checked at run time: see `checked`
 
     normalization = as_mean_std(normalization)
@@ -128,3 +127,23 @@ def as_mean_std(normalization):
         raise InputError("normalization must be (mean, std) per channel or {'mean': ..., 'std': ...}; "
                          f"got {type(normalization).__name__}") from None
     return mean, std
+
+
+def track_variables(archive, model):
+    """`archive.track(model)` for a model whose weights are all Keras variables, storing each once.
+
+    `track()` records Keras's variable wrappers while the traced endpoints capture the
+    `tf.Variable`s inside them: two objects per weight, which TensorFlow's checkpoint cannot
+    de-duplicate, so every weight was written twice (2× the SavedModel's size and 2× the
+    variables' memory in TF Serving; keras-team/keras#23553). Tracking the `tf.Variable`s
+    themselves writes each once, and `loaded.variables` still lists them.
+    """
+    for collection, variables in ((archive.variables, model.variables),
+                                  (archive.trainable_variables, model.trainable_variables),
+                                  (archive.non_trainable_variables, model.non_trainable_variables)):
+        collection.extend(_tf_variable(variable) for variable in variables)
+
+
+def _tf_variable(variable):
+    inner = getattr(variable, "value", None) if isinstance(variable, keras.Variable) else None
+    return inner if isinstance(inner, tf.Variable) else variable
