@@ -183,3 +183,20 @@ def test_curves_average_seeds_epoch_by_epoch_over_the_shortest_run():
     assert report.mean_curve(records, "val_accuracy") == [40.0, 50.0]
     assert report.mean_curve(records[:1], "accuracy") == [50.0, 70.0, 90.0]
     assert report.mean_curve(records, "accuracy") == []  # one seed lacks it: no curve rather than a partial mean
+
+
+def test_in_memory_footprint_reports_every_stage(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("in_memory_footprint", "benchmarks/in_memory_footprint.py")
+    footprint = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(footprint)
+    out = tmp_path / "footprint.json"
+    footprint.main(["digits", "--protocol", "quick", "--limit-gb", "100", "--out", str(out)])
+    report = json.loads(out.read_text())
+    assert [s["stage"] for s in report["stages"]] == ["import", "arrays loaded", "pipelines built",
+                                                       "one epoch and test read"]
+    peaks = [s["peak_gb"] for s in report["stages"]]
+    assert peaks == sorted(peaks) and report["peak_gb"] == peaks[-1] > 0.1  # TensorFlow alone is more
+    assert report["images"] == 1797 and report["image_dtype"] == "float32" and report["within_limit"]
+    assert abs(report["float32_gb"] - report["loaded_gb"]) < 1e-12 and report["commit"]
