@@ -78,11 +78,14 @@ CONFIGS = {
     # IL with label smoothing's non-true mass: a·ε = 0.5 · 0.18 = 0.09, the 0.1 · 9/10 that label smoothing 0.1
     # moves off the true class (the default's 0.05 is half of it, and the long protocol's pilot rewards 0.09).
     "il_ls_mass": ("il", {"epsilon": 0.18}),
-    # The mechanism: IL's schedule and non-true mass with the structure removed (all similarities equal, so
-    # the mass is spread uniformly), and plain label smoothing with IL's non-true mass a·ε = 0.05.
-    "il_uniform_structure": ("il", {"target_temperature": 1e6}),
+    # The mechanism: plain label smoothing with the default IL's non-true mass a·ε = 0.05 (il_ls_mass's
+    # counterpart is label smoothing 0.1 itself).
     "label_smoothing_matched": ("label_smoothing", {"label_smoothing": 0.05 * 10 / 9}),
 }
+# The mechanism, per IL variant of issue 10: the same schedule and non-true mass with the structure removed
+# (all similarities equal, so the mass is spread uniformly over the non-true classes).
+IL_VARIANTS = ("il_cam_mass_warmup", "il_ls_mass", "il_target_ema", "il_class_targets", "il_mass_linear")
+CONFIGS.update({f"{name}_uniform": ("il", {**CONFIGS[name][1], "target_temperature": 1e6}) for name in IL_VARIANTS})
 
 
 # The recipe of sweeps run without --protocol (the `cpu` protocol's, under the name "sweep").

@@ -4,9 +4,14 @@ With --update-doc FILE (repeatable), the Markdown table also replaces the text
 between `<!-- results:NAME:begin -->` and `<!-- results:NAME:end -->` in FILE
 (NAME: the results file's base name), so documents quote only generated numbers.
 
+With --best ROLE it prints only the name of that role's configuration with the
+highest mean paired gain over standard training (on --seeds, when given), for
+scripts that spend further seeds on it.
+
 Example:
     python benchmarks/summarize.py benchmarks/results/formulation_sweep.jsonl \
         --out-dir benchmarks/results/formulation_sweep --update-doc docs/method.md --no-timing
+    python benchmarks/summarize.py benchmarks/results/long_protocol.jsonl --best il --seeds 0
 """
 
 import argparse
@@ -18,12 +23,22 @@ from keras_introspect.benchmark import report
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results")
-    parser.add_argument("--out-dir", required=True)
+    parser.add_argument("--out-dir")
+    parser.add_argument("--best", choices=("il", "rival"), help="print the best configuration of this role")
+    parser.add_argument("--seeds", nargs="+", type=int, help="with --best: compare on these seeds only")
     parser.add_argument("--update-doc", action="append", default=[], metavar="FILE")
     parser.add_argument("--no-timing", action="store_true",
                         help="leave out wall and step times (for runs that shared the machine; "
                              "benchmarks/step_cost.py measures cost)")
     args = parser.parse_args(argv)
+    if args.best:
+        choice = report.best(report.load(args.results), args.best, args.seeds)
+        if choice is None:
+            parser.error(f"no {args.best} configuration shares a seed with standard training in {args.results}")
+        print(choice)
+        return
+    if not args.out_dir:
+        parser.error("--out-dir is required (unless --best)")
     table = report.write_report(args.results, args.out_dir, timing=not args.no_timing)
     print(table)
     for doc in args.update_doc:

@@ -2,10 +2,12 @@
 
 import json
 
+import pytest
 from conftest import run_cli
 
 from keras_introspect import recipes
 from keras_introspect.benchmark import protocols, report
+from keras_introspect.errors import InputError
 
 
 def test_quick_protocol_runs_every_method_and_reports(tmp_path):
@@ -113,6 +115,40 @@ def test_verdict_picks_by_paired_gain_and_needs_three_seeds_and_two_standard_err
     assert report.verdict({"il_a": configs["il_a"]}) is None
 
 
+def test_best_chooses_by_paired_gain_on_the_given_seeds_and_skips_controls(tmp_path):
+    import subprocess
+    import sys
+
+    regime = dict(arch="a", train_size=3, epochs=1, augment=False)
+
+    def runs(config, method, accuracies, seeds=(0, 1, 2), **overrides):
+        return [dict(regime, config=config, method=method, options={}, seed=seed, final_accuracy=accuracy,
+                     **overrides) for seed, accuracy in zip(seeds, accuracies)]
+
+    records = (runs("standard", "standard", [0.70, 0.70, 0.70])
+               + runs("il_a", "il", [0.71, 0.65, 0.65])  # seed 0: +1; over seeds 0-2: -3.33
+               + runs("il_b", "il", [0.705], seeds=(0,))  # seed 0: +0.5
+               + runs("il_a_uniform", "il", [0.99, 0.99, 0.99])  # a control: never chosen
+               + runs("label_smoothing", "label_smoothing", [0.72, 0.72, 0.72]))
+    assert report.best(records, "il", seeds=[0]) == "il_a"
+    assert report.best(records, "il") == "il_b"
+    assert report.best(records, "rival") == "label_smoothing"
+    assert report.best(records, "il", seeds=[1]) == "il_a"  # il_b has no seed 1
+    assert report.best(records, "il", seeds=[5]) is None
+    assert report.best([r for r in records if r["config"] != "standard"], "il") is None
+    with pytest.raises(InputError, match="mix regimes"):
+        report.best(records + runs("standard", "standard", [0.5], epochs=2), "il")
+
+    path = tmp_path / "results.jsonl"
+    for r in records:
+        report.append(str(path), r)
+    script = [sys.executable, "benchmarks/summarize.py", str(path), "--best"]
+    chosen = subprocess.run(script + ["il", "--seeds", "0"], capture_output=True, text=True, check=True)
+    assert chosen.stdout.strip().splitlines() == ["il_a"]
+    missing = subprocess.run(script + ["il", "--seeds", "7"], capture_output=True, text=True)
+    assert missing.returncode == 2 and "no il configuration shares a seed with standard training" in missing.stderr
+
+
 def test_a_teacher_trained_on_other_normalization_is_refused(tmp_path):
     import types
 
@@ -175,6 +211,11 @@ def test_the_sweep_scripts_name_only_known_configurations():
             for block in re.findall(r"--configs ((?:[\w.]+\s*)+)", line):
                 named |= set(block.split())
         assert named and not named - set(sweep.CONFIGS), (script, named - set(sweep.CONFIGS))
+        if "best_il" in script.read_text():
+            # the phase that spends seeds on the best IL runs its "<name>_uniform" control
+            il = {name for name in named if sweep.CONFIGS[name][0] == "il"} | {"il_cam_mass_warmup"}
+            assert il <= set(sweep.IL_VARIANTS), (script, il - set(sweep.IL_VARIANTS))
+            assert all(f"{name}_uniform" in sweep.CONFIGS for name in il)
 
 
 def test_curves_average_seeds_epoch_by_epoch_over_the_shortest_run():

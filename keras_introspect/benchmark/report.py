@@ -147,6 +147,38 @@ def _best(group, base):
     return max(group, key=gain)
 
 
+def best(records, role_name, seeds=None):
+    """The configuration of one role with the highest mean paired gain over standard training.
+
+    Args:
+        records: result records of one regime (`load`).
+        role_name: a `role`, e.g. "il" or "rival".
+        seeds: compare on these seeds only. A choice made on a fixed seed
+            stays the same when later seeds land, so a sweep that resumes
+            spends them on the configuration it chose before.
+
+    Returns:
+        The configuration's name, or None when no record has that role or
+        standard training shares no seed with it.
+
+    Example:
+    >>> best(load("benchmarks/results/long_protocol.jsonl"), "il", seeds=[0])
+    """
+    if len({regime(r) for r in records}) > 1:
+        raise InputError("best: the records mix regimes; pass the records of one protocol")
+    if seeds is not None:
+        records = [r for r in records if r["seed"] in seeds]
+    configs = collections.OrderedDict()
+    for r in records:
+        configs.setdefault(r["config"], []).append(r)
+    base, group = configs.get("standard"), _by_role(configs)[role_name]
+    if not base or not group:
+        return None
+    choice = _best(group, base)
+    shared = {r["seed"] for r in base} & {r["seed"] for r in configs[choice]}
+    return choice if shared else None
+
+
 def qualification(configs):
     """Whether the regime is one where a teacher-free regularizer pays at all, or None.
 
