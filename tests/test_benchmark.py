@@ -92,20 +92,20 @@ def test_verdict_picks_by_paired_gain_and_needs_three_seeds_and_two_standard_err
     assert [report.role(rs[0]) for rs in configs.values()] == ["baseline", "il", "il", "control", "teacher", "rival"]
     text = report.verdict(configs)
     # il_a vs standard: differences (1, 1, 1) points: mean 1, standard error 0 → ahead.
-    assert "il_a (of 2), against standard training: +1.00 ± 0.00 points" in text and ": ahead." in text
+    assert "il_a (of 2 with 3 seeds), against standard training: +1.00 ± 0.00 points" in text and ": ahead." in text
     # il_a vs label smoothing: (-1, +1, +1) → mean 0.33, standard error 0.67 → not shown.
-    assert "label_smoothing (of 1): +0.33 ± 0.67 points (mean ± standard error, 3 seeds): no difference shown." in text
+    assert "label_smoothing (of 1 with 3 seeds): +0.33 ± 0.67 points (mean ± standard error, 3 seeds): no difference shown." in text
     configs["label_smoothing"] = runs("label_smoothing", "label_smoothing", [0.73, 0.75, 0.78])
-    assert "(of 1): -2.33 ± 0.33 points" in report.verdict(configs) and report.verdict(configs).endswith("behind.")
+    assert "(of 1 with 3 seeds): -2.33 ± 0.33 points" in report.verdict(configs) and report.verdict(configs).endswith("behind.")
     two = {name: rs[:2] for name, rs in configs.items()}
     assert "+1.00 points on seeds 0, 1; not established (2 of the 3 seeds needed)" in report.verdict(two)
     # the regime: label smoothing against standard (+3, +3, +4) → 3.33 ± 0.33: it pays here
-    assert report.qualification(configs) == ("Regime: the best teacher-free rival, label_smoothing (of 1), against "
+    assert report.qualification(configs) == ("Regime: the best teacher-free rival, label_smoothing (of 1 with 3 seeds), against "
                                              "standard training: +3.33 ± 0.33 points (mean ± standard error, "
                                              "3 seeds): ahead.")
     configs["confidence_penalty"] = runs("confidence_penalty", "confidence_penalty", [0.75, 0.77, 0.80])
-    assert "confidence_penalty (of 2)" in report.qualification(configs)  # +5.33 beats label smoothing's +3.33
-    assert "(of 2): -4.33 ± 0.33 points" in report.verdict(configs)  # the verdict faces the better rival
+    assert "confidence_penalty (of 2 with 3 seeds)" in report.qualification(configs)  # +5.33 beats label smoothing's +3.33
+    assert "(of 2 with 3 seeds): -4.33 ± 0.33 points" in report.verdict(configs)  # the verdict faces the better rival
     table = report.markdown_table([dict(r, arch="a", train_size=3, epochs=1, augment=False, best_accuracy=0.0,
                                         commit="c", date="d", command="x", machine="m", tensorflow="t", keras="k")
                                    for rs in configs.values() for r in rs], timing=False)
@@ -127,15 +127,22 @@ def test_best_chooses_by_paired_gain_on_the_given_seeds_and_skips_controls(tmp_p
 
     records = (runs("standard", "standard", [0.70, 0.70, 0.70])
                + runs("il_a", "il", [0.71, 0.65, 0.65])  # seed 0: +1; over seeds 0-2: -3.33
-               + runs("il_b", "il", [0.705], seeds=(0,))  # seed 0: +0.5
+               + runs("il_b", "il", [0.705, 0.705, 0.705])  # +0.5 on every seed
+               + runs("il_c", "il", [0.72], seeds=(1,))  # +2, on one seed only
                + runs("il_a_uniform", "il", [0.99, 0.99, 0.99])  # a control: never chosen
                + runs("label_smoothing", "label_smoothing", [0.72, 0.72, 0.72]))
     assert report.best(records, "il", seeds=[0]) == "il_a"
-    assert report.best(records, "il") == "il_b"
+    assert report.best(records, "il") == "il_b"  # three seeds outrank il_c's one
+    assert report.best(records, "il", seeds=[1]) == "il_c"
     assert report.best(records, "rival") == "label_smoothing"
-    assert report.best(records, "il", seeds=[1]) == "il_a"  # il_b has no seed 1
     assert report.best(records, "il", seeds=[5]) is None
     assert report.best([r for r in records if r["config"] != "standard"], "il") is None
+    configs = report.grouped(records)["a, 3 images × 1 ep, no aug"]
+    assert report.verdict(configs).startswith("Verdict: the best IL configuration, il_b (of 2 with 3 seeds)")
+    del configs["il_b"]
+    assert "il_a (of 1 with 3 seeds)" in report.verdict(configs)
+    del configs["il_a"]
+    assert "il_c (of 1), against standard training: +2.00 points on seed 1;" in report.verdict(configs)
     with pytest.raises(InputError, match="mix regimes"):
         report.best(records + runs("standard", "standard", [0.5], epochs=2), "il")
 

@@ -110,10 +110,14 @@ def role(record):
     return {"il": "il", "dml": "peer"}.get(method, "rival")
 
 
+# Paired seeds a difference needs before it counts (issue 10: "over ≥ 3 seeds above 2 standard errors").
+SEEDS_NEEDED = 3
+
+
 def compare(records, reference):
     """One phrase on how `records` fare against `reference`, paired by seed.
 
-    A difference counts as shown when at least 3 seeds are shared and the mean
+    A difference counts as shown when at least `SEEDS_NEEDED` seeds are shared and the mean
     paired difference is more than two standard errors from zero.
     """
     reference = {r["seed"]: r["final_accuracy"] for r in reference}
@@ -121,10 +125,10 @@ def compare(records, reference):
     if not deltas:
         return "no seed in common"
     mean = statistics.mean(deltas)
-    if len(deltas) < 3:
+    if len(deltas) < SEEDS_NEEDED:
         seeds = ", ".join(str(r["seed"]) for r in records if r["seed"] in reference)
         return (f"{mean:+.2f} points on seed{'s' if len(deltas) > 1 else ''} {seeds}; "
-                f"not established ({len(deltas)} of the 3 seeds needed)")
+                f"not established ({len(deltas)} of the {SEEDS_NEEDED} seeds needed)")
     error = statistics.stdev(deltas) / math.sqrt(len(deltas))
     outcome = "ahead" if mean > 2 * error else "behind" if mean < -2 * error else "no difference shown"
     return f"{mean:+.2f} ± {error:.2f} points (mean ± standard error, {len(deltas)} seeds): {outcome}"
@@ -138,13 +142,22 @@ def _by_role(configs):
 
 
 def _best(group, base):
-    """The configuration of `group` with the highest mean paired gain over `base`."""
+    """The configuration of `group` with the highest mean paired gain over `base`, and the pool's words.
+
+    When some configurations share `SEEDS_NEEDED` seeds with `base`, only they
+    compete: one lucky seed would otherwise outrank three measured ones.
+
+    Returns:
+        `(name, words)`, words such as "of 4" or "of 2 with 3 seeds".
+    """
     reference = {r["seed"]: r["final_accuracy"] for r in base}
 
-    def gain(config):
-        deltas = [r["final_accuracy"] - reference[r["seed"]] for r in group[config] if r["seed"] in reference]
-        return statistics.mean(deltas) if deltas else -math.inf
-    return max(group, key=gain)
+    def deltas(config):
+        return [r["final_accuracy"] - reference[r["seed"]] for r in group[config] if r["seed"] in reference]
+    settled = [config for config in group if len(deltas(config)) >= SEEDS_NEEDED]
+    pool = settled or list(group)
+    choice = max(pool, key=lambda config: statistics.mean(deltas(config)) if deltas(config) else -math.inf)
+    return choice, (f"of {len(pool)} with {SEEDS_NEEDED} seeds" if settled else f"of {len(pool)}")
 
 
 def best(records, role_name, seeds=None):
@@ -174,7 +187,7 @@ def best(records, role_name, seeds=None):
     base, group = configs.get("standard"), _by_role(configs)[role_name]
     if not base or not group:
         return None
-    choice = _best(group, base)
+    choice, _ = _best(group, base)
     shared = {r["seed"] for r in base} & {r["seed"] for r in configs[choice]}
     return choice if shared else None
 
@@ -190,8 +203,8 @@ def qualification(configs):
     rivals = _by_role(configs)["rival"]
     if not base or not rivals:
         return None
-    rival = _best(rivals, base)
-    return (f"Regime: the best teacher-free rival, {rival} (of {len(rivals)}), against standard training: "
+    rival, pool = _best(rivals, base)
+    return (f"Regime: the best teacher-free rival, {rival} ({pool}), against standard training: "
             f"{compare(configs[rival], base)}.")
 
 
@@ -206,12 +219,12 @@ def verdict(configs):
     by_role = _by_role(configs)
     if not base or not by_role["il"]:
         return None
-    il = _best(by_role["il"], base)
-    text = (f"Verdict: the best IL configuration, {il} (of {len(by_role['il'])}), against standard training: "
+    il, pool = _best(by_role["il"], base)
+    text = (f"Verdict: the best IL configuration, {il} ({pool}), against standard training: "
             f"{compare(configs[il], base)}.")
     if by_role["rival"]:
-        rival = _best(by_role["rival"], base)
-        text += (f" Against the best teacher-free rival, {rival} (of {len(by_role['rival'])}): "
+        rival, pool = _best(by_role["rival"], base)
+        text += (f" Against the best teacher-free rival, {rival} ({pool}): "
                  f"{compare(configs[il], configs[rival])}.")
     return text
 
