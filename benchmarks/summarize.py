@@ -18,6 +18,7 @@ import argparse
 import os
 
 from keras_introspect.benchmark import report
+from keras_introspect.errors import InputError
 
 
 def main(argv=None):
@@ -31,15 +32,18 @@ def main(argv=None):
                         help="leave out wall and step times (for runs that shared the machine; "
                              "benchmarks/step_cost.py measures cost)")
     args = parser.parse_args(argv)
-    if args.best:
-        choice = report.best(report.load(args.results), args.best, args.seeds)
-        if choice is None:
-            parser.error(f"no {args.best} configuration shares a seed with standard training in {args.results}")
-        print(choice)
-        return
-    if not args.out_dir:
+    if not args.best and not args.out_dir:
         parser.error("--out-dir is required (unless --best)")
-    table = report.write_report(args.results, args.out_dir, timing=not args.no_timing)
+    try:
+        if args.best:
+            choice = report.best(report.load(args.results), args.best, args.seeds)
+            if choice is None:
+                parser.error(f"no {args.best} configuration shares a seed with standard training in {args.results}")
+            print(choice)
+            return
+        table = report.write_report(args.results, args.out_dir, timing=not args.no_timing)
+    except (InputError, OSError) as error:
+        parser.error(str(error))
     print(table)
     for doc in args.update_doc:
         report.update_doc(doc, os.path.splitext(os.path.basename(args.results))[0], table)

@@ -154,6 +154,12 @@ def test_best_chooses_by_paired_gain_on_the_given_seeds_and_skips_controls(tmp_p
     assert chosen.stdout.strip().splitlines() == ["il_a"]
     missing = subprocess.run(script + ["il", "--seeds", "7"], capture_output=True, text=True)
     assert missing.returncode == 2 and "no il configuration shares a seed with standard training" in missing.stderr
+    (tmp_path / "empty.jsonl").write_text("")
+    for args, message in [([str(tmp_path / "absent.jsonl"), "--best", "il"], "No such file"),
+                          ([str(tmp_path / "empty.jsonl"), "--out-dir", str(tmp_path / "out")], "holds no records")]:
+        bad = subprocess.run([sys.executable, "benchmarks/summarize.py"] + args, capture_output=True, text=True)
+        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_a_teacher_trained_on_other_normalization_is_refused(tmp_path):

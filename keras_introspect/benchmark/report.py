@@ -152,11 +152,11 @@ def _best(group, base):
     """
     reference = {r["seed"]: r["final_accuracy"] for r in base}
 
-    def deltas(config):
-        return [r["final_accuracy"] - reference[r["seed"]] for r in group[config] if r["seed"] in reference]
-    settled = [config for config in group if len(deltas(config)) >= SEEDS_NEEDED]
+    deltas = {config: [r["final_accuracy"] - reference[r["seed"]] for r in rs if r["seed"] in reference]
+              for config, rs in group.items()}
+    settled = [config for config in group if len(deltas[config]) >= SEEDS_NEEDED]
     pool = settled or list(group)
-    choice = max(pool, key=lambda config: statistics.mean(deltas(config)) if deltas(config) else -math.inf)
+    choice = max(pool, key=lambda config: statistics.mean(deltas[config]) if deltas[config] else -math.inf)
     return choice, (f"of {len(pool)} with {SEEDS_NEEDED} seeds" if settled else f"of {len(pool)}")
 
 
@@ -177,13 +177,12 @@ def best(records, role_name, seeds=None):
     Example:
     >>> best(load("benchmarks/results/long_protocol.jsonl"), "il", seeds=[0])
     """
-    if len({regime(r) for r in records}) > 1:
-        raise InputError("best: the records mix regimes; pass the records of one protocol")
     if seeds is not None:
         records = [r for r in records if r["seed"] in seeds]
-    configs = collections.OrderedDict()
-    for r in records:
-        configs.setdefault(r["config"], []).append(r)
+    regimes = grouped(records)
+    if len(regimes) > 1:
+        raise InputError("best: the records mix regimes; pass the records of one protocol")
+    configs = next(iter(regimes.values()), {})
     base, group = configs.get("standard"), _by_role(configs)[role_name]
     if not base or not group:
         return None
@@ -346,6 +345,8 @@ def write_report(results_path, directory, timing=True):
     """Everything a results file supports: JSON, CSV, Markdown table and plots
     (`timing`: see `markdown_table`)."""
     records = load(results_path)
+    if not records:
+        raise InputError(f"{results_path} holds no records: nothing to report.")
     os.makedirs(directory, exist_ok=True)
     with open(os.path.join(directory, "results.json"), "w") as f:
         json.dump(records, f, indent=1)
