@@ -138,9 +138,9 @@ def test_best_chooses_by_paired_gain_on_the_given_seeds_and_skips_controls(tmp_p
     assert report.best(records, "il", seeds=[5]) is None
     assert report.best([r for r in records if r["config"] != "standard"], "il") is None
     configs = report.grouped(records)["a, 3 images × 1 ep, no aug"]
-    assert report.verdict(configs).startswith("Verdict: the best IL configuration, il_b (of 2 with 3 seeds)")
+    assert report.verdict(configs).startswith("Verdict: the best IL configuration, il_b (of 2 with 3 seeds, 3 in all)")
     del configs["il_b"]
-    assert "il_a (of 1 with 3 seeds)" in report.verdict(configs)
+    assert "il_a (of 1 with 3 seeds, 2 in all)" in report.verdict(configs)
     del configs["il_a"]
     assert "il_c (of 1), against standard training: +2.00 points on seed 1;" in report.verdict(configs)
     with pytest.raises(InputError, match="mix regimes"):

@@ -148,7 +148,8 @@ def _best(group, base):
     compete: one lucky seed would otherwise outrank three measured ones.
 
     Returns:
-        `(name, words)`, words such as "of 4" or "of 2 with 3 seeds".
+        `(name, words)`, words such as "of 4", "of 2 with 3 seeds" or
+        "of 1 with 3 seeds, 10 in all".
     """
     reference = {r["seed"]: r["final_accuracy"] for r in base}
 
@@ -157,7 +158,11 @@ def _best(group, base):
     settled = [config for config in group if len(deltas[config]) >= SEEDS_NEEDED]
     pool = settled or list(group)
     choice = max(pool, key=lambda config: statistics.mean(deltas[config]) if deltas[config] else -math.inf)
-    return choice, (f"of {len(pool)} with {SEEDS_NEEDED} seeds" if settled else f"of {len(pool)}")
+    words = f"of {len(pool)}"
+    if settled:
+        # the count of everything tried stays in view: a choice among many flatters the chosen one
+        words += f" with {SEEDS_NEEDED} seeds" + (f", {len(group)} in all" if len(pool) < len(group) else "")
+    return choice, words
 
 
 def best(records, role_name, seeds=None):
