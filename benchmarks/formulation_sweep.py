@@ -78,9 +78,6 @@ CONFIGS = {
     # IL with label smoothing's non-true mass: a·ε = 0.5 · 0.18 = 0.09, the 0.1 · 9/10 that label smoothing 0.1
     # moves off the true class (the default's 0.05 is half of it, and the long protocol's pilot rewards 0.09).
     "il_ls_mass": ("il", {"epsilon": 0.18}),
-    # The mechanism: plain label smoothing with the default IL's non-true mass a·ε = 0.05 (il_ls_mass's
-    # counterpart is label smoothing 0.1 itself).
-    "label_smoothing_matched": ("label_smoothing", {"label_smoothing": 0.05 * 10 / 9}),
 }
 # The mechanism, per IL variant of issue 10: the same schedule and non-true mass with the structure removed
 # (all similarities equal, so the mass is spread uniformly over the non-true classes).
