@@ -91,6 +91,22 @@ def test_one_step_moves_weights_by_the_hand_gradient(images, labels):
         np.testing.assert_allclose(w.numpy(), e, atol=1e-5)
 
 
+def test_with_equal_similarities_a_step_is_label_smoothing_with_the_same_non_true_mass(images, labels):
+    """The benchmark's `<IL>_uniform` control (docs/comparators.md): at T = 1 and a huge target
+    temperature, IL moves the weights as label smoothing with s = a·ε·K/(K − 1) does."""
+    classes = 5
+    il = make_model(temperature=1.0, soft_targets=ExplanationSoftTargets(form="mass", epsilon=EPS, temperature=1e6))
+    ls = ki.StandardModel(tiny_backbone(), label_smoothing=ALPHA * EPS * classes / (classes - 1))
+    for model in (il, ls):
+        model.compile(optimizer=keras.optimizers.SGD(0.5))
+        model.train_on_batch(images, labels)
+    moved = [np.abs(w.numpy() - w0.numpy()).max() for w, w0 in zip(il.backbone.trainable_weights,
+                                                                    tiny_backbone().trainable_weights)]
+    assert max(moved) > 1e-2  # the step is large enough to tell the two apart
+    for a, b in zip(il.backbone.trainable_weights, ls.backbone.trainable_weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
 def test_one_hot_and_integer_labels_agree(images, labels):
     model = make_model()
     model.compile(optimizer=keras.optimizers.SGD(0.0))
