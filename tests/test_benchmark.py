@@ -162,6 +162,27 @@ def test_best_chooses_by_paired_gain_on_the_given_seeds_and_skips_controls(tmp_p
     assert not (tmp_path / "out").exists()
 
 
+def test_provenance_names_the_commit_the_process_loaded_even_after_a_new_commit(monkeypatch):
+    import subprocess
+    import types
+
+    from keras_introspect.benchmark import runner
+
+    heads = iter(["aaaaaaa", "bbbbbbb"])
+    monkeypatch.setattr(runner.subprocess, "run", lambda *a, **k: types.SimpleNamespace(stdout=next(heads) + "\n"))
+    runner.loaded_commit.cache_clear()
+    try:
+        assert [runner.provenance()["commit"] for _ in range(2)] == ["aaaaaaa", "aaaaaaa"]
+        runner.loaded_commit.cache_clear()
+
+        def no_git(*args, **kwargs):
+            raise subprocess.CalledProcessError(128, args[0])
+        monkeypatch.setattr(runner.subprocess, "run", no_git)
+        assert runner.provenance()["commit"] == "unknown"
+    finally:
+        runner.loaded_commit.cache_clear()
+
+
 def test_a_teacher_trained_on_other_normalization_is_refused(tmp_path):
     import types
 

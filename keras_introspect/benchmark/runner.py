@@ -1,6 +1,7 @@
 """Run methods × seeds on one protocol and collect comparable results."""
 
 import dataclasses
+import functools
 import os
 import platform
 import subprocess
@@ -39,16 +40,22 @@ class StepTimer(keras.callbacks.Callback):
         return float(np.median(self.seconds)) if self.seconds else float("nan")
 
 
+@functools.cache
+def loaded_commit():
+    """The commit of the code this process runs, read once: a sweep that outlives a commit keeps the
+    modules it imported, so its later records must not name the newer commit."""
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True, cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def provenance():
     """Where and with what a result was produced."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                check=True, cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
     return {
         "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
-        "commit": commit,
+        "commit": loaded_commit(),
         "machine": f"{platform.machine()} {os.cpu_count()} CPU cores, {platform.system()}",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "tensorflow": tf.__version__,
