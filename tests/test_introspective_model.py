@@ -94,8 +94,8 @@ def test_one_step_moves_weights_by_the_hand_gradient(images, labels):
 def test_with_equal_similarities_a_step_is_label_smoothing_with_the_same_non_true_mass(images, labels):
     """The benchmark's `<IL>_uniform` control (docs/comparators.md): at T = 1 and a huge target
     temperature, IL moves the weights as label smoothing with s = a·ε·K/(K − 1) does."""
-    classes = 5
     il = make_model(temperature=1.0, soft_targets=ExplanationSoftTargets(form="mass", epsilon=EPS, temperature=1e6))
+    classes = il.backbone.outputs[0].shape[-1]
     ls = ki.StandardModel(tiny_backbone(), label_smoothing=ALPHA * EPS * classes / (classes - 1))
     for model in (il, ls):
         model.compile(optimizer=keras.optimizers.SGD(0.5))
