@@ -260,6 +260,12 @@ def test_curves_average_seeds_epoch_by_epoch_over_the_shortest_run():
     assert report.mean_curve(records, "accuracy") == []  # one seed lacks it: no curve rather than a partial mean
 
 
+def test_every_configuration_of_a_large_regime_gets_its_own_line_style():
+    styles = [report.line_style(index) for index in range(20)]  # the long protocol plans about 15
+    assert len(set(styles)) == len(styles)
+    assert styles[0] == ("C0", ".") and styles[10][0] == "C0"  # colours repeat, markers tell them apart
+
+
 def test_in_memory_footprint_reports_every_stage(tmp_path):
     import importlib.util
 

@@ -318,23 +318,30 @@ def plot(records, directory):
         fig = Figure(figsize=(10, 3.8))
         whole, tail = fig.subplots(1, 2)
         for index, config in enumerate(names):
-            color = f"C{index % 10}"
+            color, marker = line_style(index)
             test, train = (mean_curve(configs[config], key) for key in ("val_accuracy", "accuracy"))
             epochs = range(1, len(test) + 1)
             whole.plot(epochs, test, color=color, label=config)
             if train:
                 whole.plot(range(1, len(train) + 1), train, color=color, linestyle="--", linewidth=0.8)
             start = len(test) - max(3, len(test) // 3)
-            tail.plot(epochs[start:], test[start:], color=color, marker=".", label=config)
+            tail.plot(epochs[start:], test[start:], color=color, marker=marker, label=config)
         whole.set_ylabel("accuracy (%): test —, training - -")
         tail.set_ylabel("test accuracy (%)")
         for ax in (whole, tail):
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
-        tail.legend(fontsize=7)
+        tail.legend(fontsize=7, ncol=1 if len(names) <= 8 else 2)
         fig.suptitle(f"{name} (mean over seeds)", fontsize=9)
         fig.tight_layout()
         fig.savefig(os.path.join(directory, f"curves_{slug}.png"), dpi=110)
+
+
+def line_style(index):
+    """The colour and marker of the `index`-th configuration in a plot: the ten default colours, then
+    the same colours with another marker, so that a regime with more than ten configurations keeps
+    every line distinguishable in the legend."""
+    return f"C{index % 10}", ".sx^D"[index // 10 % 5]
 
 
 def mean_curve(records, key):
