@@ -32,6 +32,34 @@ def test_quick_protocol_runs_every_method_and_reports(tmp_path):
     assert len(report.load(out / "results.jsonl")) == len(recipes.METHODS)
 
 
+def test_an_interrupted_benchmark_resumes_from_its_last_epoch_and_another_recipe_is_another_run(
+        tmp_path, monkeypatch, capsys):
+    from keras_introspect.cli.main import main
+
+    out = tmp_path / "bench"
+    command = ["benchmark", "--protocol", "quick", "--epochs", "2", "--methods", "standard", "--output", str(out)]
+    lost = []
+
+    def interrupted(path, record):  # the process is stopped after training, before the record is written
+        lost.append(record)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "append", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main(command)
+    assert "Epoch 2/2" in capsys.readouterr().out
+    monkeypatch.undo()
+    assert main(command) == 0
+    printed = capsys.readouterr().out
+    assert "(resuming)" in printed and "Epoch 1/2" not in printed and "Epoch 2/2" not in printed
+    [record] = report.load(out / "results.jsonl")
+    assert record["history"] == lost[0]["history"]  # both epochs of the first attempt, none trained again
+    assert record["final_accuracy"] == lost[0]["final_accuracy"]  # its trained weights, restored
+    assert not list((out / "backups").iterdir())  # a run's state goes once its record is safe
+    assert main(command[:4] + ["1"] + command[5:]) == 0  # --epochs 1: another recipe, not a skip
+    assert [r["epochs"] for r in report.load(out / "results.jsonl")] == [2, 1]
+
+
 def test_protocol_overrides_and_errors():
     assert protocols.get("cpu", dataset="/data/cifar").dataset == "/data/cifar"
     assert protocols.get("paper").schedule == "step" and protocols.get("paper").epochs == 200
