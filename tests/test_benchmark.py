@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 from conftest import run_cli
 
@@ -309,3 +311,70 @@ def test_in_memory_footprint_reports_every_stage(tmp_path):
     assert peaks == sorted(peaks) and report["peak_gb"] == peaks[-1] > 0.1  # TensorFlow alone is more
     assert report["images"] == 1797 and report["image_dtype"] == "float32" and report["within_limit"]
     assert abs(report["float32_gb"] - report["loaded_gb"]) < 1e-12 and report["commit"]
+
+
+def _class_structure():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("class_structure", "benchmarks/class_structure.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_class_structure_helpers_against_independent_computations():
+    from scipy.stats import spearmanr
+
+    structure = _class_structure()
+    rng = np.random.default_rng(0)
+    for a, b in [rng.normal(size=9), rng.normal(size=9)], [np.array([3, 1, 1, 2.0]), np.array([1, 2, 2, 5.0])]:
+        assert structure.spearman(a, b) == pytest.approx(spearmanr(a, b).statistic, abs=1e-12)
+    assert structure.normalized_entropy(np.full(4, 0.25)) == pytest.approx(1.0)
+    assert structure.normalized_entropy(np.array([1.0, 0.0, 0.0])) == 0.0
+    table = np.arange(9.0).reshape(3, 3)
+    np.testing.assert_allclose(structure.drop_diagonal(table), [[1 / 3, 2 / 3], [3 / 8, 5 / 8], [6 / 13, 7 / 13]])
+
+
+def test_class_structure_reads_both_models_tables(tmp_path, capsys):
+    import keras
+    from conftest import tiny_backbone
+
+    import keras_introspect as ki
+
+    structure = _class_structure()
+    x, y = np.random.default_rng(0).normal(size=(8, 8, 8, 3)).astype("float32"), np.arange(8) % 5
+    il = ki.IntrospectiveModel(tiny_backbone(), class_targets=True)
+    ols = ki.OnlineLabelSmoothingModel(tiny_backbone(seed=2))
+    for model in (il, ols):
+        model.compile(optimizer=keras.optimizers.SGD(0.0))
+        model.train_on_batch(x, y)
+    sims = np.random.default_rng(1).uniform(-1, 1, size=(5, 5)).astype("float32")
+    soft = np.random.default_rng(2).dirichlet(np.ones(5), size=5).astype("float32")
+    il.class_similarity.assign(sims)
+    ols.soft_labels.assign(soft)
+    il.save(tmp_path / "il.keras")
+    ols.save(tmp_path / "ols.keras")
+    names = ["a", "b", "c", "d", "e"]
+    for name in names:
+        (tmp_path / "train" / name).mkdir(parents=True)
+    out = tmp_path / "structure.json"
+    command = ["--il", str(tmp_path / "il.keras"), "--ols", str(tmp_path / "ols.keras"),
+               "--classes", str(tmp_path / "train"), "--out", str(out)]
+    structure.main(command)
+    rows = json.loads(out.read_text())["rows"]
+    tau = il.target_builder.temperature
+    for c, row in enumerate(rows):
+        others = [j for j in range(5) if j != c]
+        il_row = np.exp(sims[c, others] / tau) / np.exp(sims[c, others] / tau).sum()
+        ols_row = soft[c, others] / soft[c, others].sum()
+        assert row["il_nearest"] == names[others[il_row.argmax()]]
+        assert row["ols_nearest"] == names[others[ols_row.argmax()]]
+        assert row["il_share"] == pytest.approx(il_row.max(), rel=1e-5)
+        assert row["ols_share"] == pytest.approx(ols_row.max(), rel=1e-5)
+    assert (tmp_path / "structure.md").read_text().count("\n| ") == 5  # a row per class below the header
+    with pytest.raises(SystemExit):  # never overwrites an earlier run's results
+        structure.main(command)
+    assert "refusing to overwrite" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a model without the class-level table is named
+        structure.main(["--il", str(tmp_path / "ols.keras")] + command[2:-1] + [str(tmp_path / "other.json")])
+    assert "class_targets=True" in capsys.readouterr().err
