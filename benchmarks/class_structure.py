@@ -11,12 +11,13 @@ script puts two learned class-level tables side by side, both read from trained 
 
 For every class it reports the most similar other class by each, their share of the non-true mass,
 the Spearman rank correlation of the two non-true distributions, and each one's normalized entropy
-(1 = uniform over the other classes, 0 = all on one).
+(1 = uniform over the other classes, 0 = all on one); with --temperatures, how IL's targets would
+spread their mass at other target temperatures.
 
 Example:
     python benchmarks/class_structure.py --il MODELS/long-il_class_targets-seed0.keras \\
         --ols MODELS/long-ols-seed0.keras --classes /tmp/kicache/imagenette-128px/train \\
-        --out benchmarks/results/class_structure.json
+        --temperatures 0.1 0.3 1 --out benchmarks/results/class_structure.json
 """
 
 import argparse
@@ -32,14 +33,29 @@ from keras_introspect.data.sources import class_folders
 from keras_introspect.errors import InputError
 
 
-def il_non_true(model):
-    """Per true class (rows), the distribution over the other classes that IL's class-level target gives."""
+def il_non_true(model, temperature=None):
+    """Per true class (rows), the distribution over the other classes that IL's class-level target gives
+    (with another target temperature `temperature`, if given)."""
     if not getattr(model, "class_targets", False):
         raise InputError("the IL model was not trained with class_targets=True: it keeps no class-level table")
+    builder = model.target_builder
+    if temperature is not None:
+        builder = type(builder).from_config({**builder.get_config(), "temperature": temperature})
     sims = tf.convert_to_tensor(model.class_similarity)
     classes = tf.range(tf.shape(sims)[0])
     # epsilon = 1: the whole mass on the other classes, in the proportions the target builder gives them
-    return drop_diagonal(model.target_builder.from_similarities(sims, classes, epsilon=1.0).numpy())
+    return drop_diagonal(builder.from_similarities(sims, classes, epsilon=1.0).numpy())
+
+
+def spread(il_model, ols, temperatures):
+    """How IL's class-level targets would spread their mass at other target temperatures: per τ the mean
+    normalized entropy, the mean share of the nearest class and the mean L1 distance to `ols`'s rows."""
+    rows = []
+    for tau in temperatures:
+        il = il_non_true(il_model, tau)
+        rows.append({"temperature": tau, "il_entropy": float(np.mean([normalized_entropy(r) for r in il])),
+                     "il_share": float(il.max(axis=1).mean()), "l1_to_ols": float(np.abs(il - ols).sum(axis=1).mean())})
+    return rows
 
 
 def ols_non_true(model):
@@ -95,7 +111,7 @@ def compare(il, ols, names):
     return rows, summary
 
 
-def markdown(rows, summary):
+def markdown(rows, summary, spread_rows=()):
     lines = ["| class | nearest by IL's explanations (share) | nearest by OLS's predictions (share) | "
              "Spearman ρ | entropy IL / OLS |", "|---|---|---|---|---|"]
     for r in rows:
@@ -104,6 +120,11 @@ def markdown(rows, summary):
     lines += ["", f"Same nearest class: {summary['same_nearest']} of {len(rows)}; mean Spearman ρ "
               f"{summary['spearman']:+.2f}; mean normalized entropy IL {summary['il_entropy']:.2f}, "
               f"OLS {summary['ols_entropy']:.2f}."]
+    if spread_rows:
+        lines += ["", "| IL's target temperature τ | normalized entropy | share of the nearest class | "
+                  "L1 distance to OLS's rows |", "|---|---|---|---|"]
+        lines += [f"| {r['temperature']:g} | {r['il_entropy']:.2f} | {r['il_share']:.2f} | {r['l1_to_ols']:.2f} |"
+                  for r in spread_rows]
     return "\n".join(lines)
 
 
@@ -112,20 +133,25 @@ def main(argv=None):
     parser.add_argument("--il", required=True, help="a .keras IntrospectiveModel trained with class_targets=True")
     parser.add_argument("--ols", required=True, help="a .keras Online Label Smoothing model of the same data")
     parser.add_argument("--classes", required=True, help="the training split's folder (class names in label order)")
+    parser.add_argument("--temperatures", type=float, nargs="*", default=[],
+                        help="also show how IL's class targets would spread at these target temperatures")
     parser.add_argument("--out", required=True, help="JSON results file (the Markdown table goes beside it)")
     args = parser.parse_args(argv)
     if os.path.exists(args.out):
         parser.error(f"{args.out} exists; refusing to overwrite an earlier run's results")
     try:
+        if any(tau <= 0 for tau in args.temperatures):
+            raise InputError(f"--temperatures must be positive, got {args.temperatures}")
         names = class_folders(args.classes)
-        rows, summary = compare(il_non_true(keras.saving.load_model(args.il)),
-                                ols_non_true(keras.saving.load_model(args.ols)), names)
+        il_model, ols = keras.saving.load_model(args.il), ols_non_true(keras.saving.load_model(args.ols))
+        rows, summary = compare(il_non_true(il_model), ols, names)
+        spread_rows = spread(il_model, ols, args.temperatures)
     except (InputError, OSError, ValueError) as error:
         parser.error(str(error))
-    table = markdown(rows, summary)
+    table = markdown(rows, summary, spread_rows)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
-        json.dump({"rows": rows, "summary": summary, "il": args.il, "ols": args.ols,
+        json.dump({"rows": rows, "summary": summary, "spread": spread_rows, "il": args.il, "ols": args.ols,
                    **benchmark.provenance()}, f, indent=2)
     with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
         f.write(table + "\n")

@@ -359,9 +359,10 @@ def test_class_structure_reads_both_models_tables(tmp_path, capsys):
         (tmp_path / "train" / name).mkdir(parents=True)
     out = tmp_path / "structure.json"
     command = ["--il", str(tmp_path / "il.keras"), "--ols", str(tmp_path / "ols.keras"),
-               "--classes", str(tmp_path / "train"), "--out", str(out)]
+               "--classes", str(tmp_path / "train"), "--temperatures", "0.5", "2", "--out", str(out)]
     structure.main(command)
-    rows = json.loads(out.read_text())["rows"]
+    results = json.loads(out.read_text())
+    rows = results["rows"]
     tau = il.target_builder.temperature
     for c, row in enumerate(rows):
         others = [j for j in range(5) if j != c]
@@ -371,10 +372,21 @@ def test_class_structure_reads_both_models_tables(tmp_path, capsys):
         assert row["ols_nearest"] == names[others[ols_row.argmax()]]
         assert row["il_share"] == pytest.approx(il_row.max(), rel=1e-5)
         assert row["ols_share"] == pytest.approx(ols_row.max(), rel=1e-5)
-    assert (tmp_path / "structure.md").read_text().count("\n| ") == 5  # a row per class below the header
+    for row in results["spread"]:  # the same table read at other target temperatures
+        logits = np.where(np.eye(5, dtype=bool), -np.inf, sims / row["temperature"])
+        il_rows = structure.drop_diagonal(np.exp(logits) / np.exp(logits).sum(1, keepdims=True))
+        ols_rows = structure.drop_diagonal(soft)
+        assert row["il_share"] == pytest.approx(il_rows.max(1).mean(), rel=1e-5)
+        assert row["l1_to_ols"] == pytest.approx(np.abs(il_rows - ols_rows).sum(1).mean(), rel=1e-5)
+    assert [r["temperature"] for r in results["spread"]] == [0.5, 2.0]
+    assert results["spread"][0]["il_entropy"] < results["spread"][1]["il_entropy"]  # hotter spreads more
+    assert (tmp_path / "structure.md").read_text().count("\n| ") == 5 + 1 + 2  # a row per class; the τ table: header, a row per τ
     with pytest.raises(SystemExit):  # never overwrites an earlier run's results
         structure.main(command)
     assert "refusing to overwrite" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # a model without the class-level table is named
         structure.main(["--il", str(tmp_path / "ols.keras")] + command[2:-1] + [str(tmp_path / "other.json")])
     assert "class_targets=True" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        structure.main(command[:6] + ["--temperatures", "0"] + command[-2:-1] + [str(tmp_path / "other.json")])
+    assert "--temperatures must be positive" in capsys.readouterr().err
