@@ -148,11 +148,14 @@ def main(argv=None):
         spread_rows = spread(il_model, ols, args.temperatures)
     except (InputError, OSError, ValueError) as error:
         parser.error(str(error))
-    table = markdown(rows, summary, spread_rows)
+    origin = benchmark.provenance()
+    table = markdown(rows, summary, spread_rows) + (
+        f"\n\nProvenance: `{origin['command']}`; commit {origin['commit']}; machine: {origin['machine']}; "
+        f"TensorFlow {origin['tensorflow']}, Keras {origin['keras']}; {origin['date']}.")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump({"rows": rows, "summary": summary, "spread": spread_rows, "il": args.il, "ols": args.ols,
-                   **benchmark.provenance()}, f, indent=2)
+                   **origin}, f, indent=2)
     with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
         f.write(table + "\n")
     print(table)

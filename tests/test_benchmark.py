@@ -380,7 +380,9 @@ def test_class_structure_reads_both_models_tables(tmp_path, capsys):
         assert row["l1_to_ols"] == pytest.approx(np.abs(il_rows - ols_rows).sum(1).mean(), rel=1e-5)
     assert [r["temperature"] for r in results["spread"]] == [0.5, 2.0]
     assert results["spread"][0]["il_entropy"] < results["spread"][1]["il_entropy"]  # hotter spreads more
-    assert (tmp_path / "structure.md").read_text().count("\n| ") == 5 + 1 + 2  # a row per class; the τ table: header, a row per τ
+    table = (tmp_path / "structure.md").read_text()
+    assert table.count("\n| ") == 5 + 1 + 2  # a row per class; the τ table: header, a row per τ
+    assert f"commit {results['commit']}" in table and "Provenance: `" in table  # beside the numbers
     with pytest.raises(SystemExit):  # never overwrites an earlier run's results
         structure.main(command)
     assert "refusing to overwrite" in capsys.readouterr().err
