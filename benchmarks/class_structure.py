@@ -27,10 +27,12 @@ import os
 import keras
 import numpy as np
 import tensorflow as tf
+from scipy.stats import spearmanr  # scikit-learn's dependency, so always installed with the package
 
 from keras_introspect import benchmark  # also registers the models' classes for load_model
 from keras_introspect.data.sources import class_folders
 from keras_introspect.errors import InputError
+from keras_introspect.soft_targets.targets import entropy
 
 
 def il_non_true(model, temperature=None):
@@ -72,21 +74,9 @@ def drop_diagonal(table):
     return rows / rows.sum(axis=1, keepdims=True)
 
 
-def spearman(a, b):
-    """Spearman's rank correlation of two vectors (ties get their mean rank)."""
-    ranks = [np.argsort(np.argsort(v, kind="stable"), kind="stable").astype(float) for v in (a, b)]
-    for v, r in zip((a, b), ranks):
-        for value in np.unique(v):
-            r[v == value] = r[v == value].mean()
-    return float(np.corrcoef(*ranks)[0, 1])
-
-
 def normalized_entropy(p):
     """Entropy of `p` over its entries divided by that of the uniform distribution (0·log 0 = 0)."""
-    if len(p) < 2:
-        return 0.0
-    q = p[p > 0]
-    return float(-(q * np.log(q)).sum() / np.log(len(p)))
+    return float(entropy(p)) / np.log(len(p)) if len(p) > 1 else 0.0
 
 
 def compare(il, ols, names):
@@ -102,7 +92,7 @@ def compare(il, ols, names):
             "class": name,
             "il_nearest": others[int(il[c].argmax())], "il_share": float(il[c].max()),
             "ols_nearest": others[int(ols[c].argmax())], "ols_share": float(ols[c].max()),
-            "spearman": spearman(il[c], ols[c]),
+            "spearman": float(spearmanr(il[c], ols[c]).statistic),
             "il_entropy": normalized_entropy(il[c]), "ols_entropy": normalized_entropy(ols[c]),
         })
     summary = {key: float(np.mean([r[key] for r in rows])) for key in ("spearman", "il_entropy", "ols_entropy",
