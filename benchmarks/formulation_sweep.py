@@ -78,6 +78,9 @@ CONFIGS = {
     # IL with label smoothing's non-true mass: a·ε = 0.5 · 0.18 = 0.09, the 0.1 · 9/10 that label smoothing 0.1
     # moves off the true class (the default's 0.05 is half of it, and the long protocol's pilot rewards 0.09).
     "il_ls_mass": ("il", {"epsilon": 0.18}),
+    # Class-level targets with the spread of the model's own predictions (τ = 1) instead of τ = 0.1's nearly one-hot
+    # second label (benchmarks/results/class_structure/long_seed0.md).
+    "il_class_targets_tau1": ("il", {"class_targets": True, "target_temperature": 1.0}),
 }
 # The mechanism, per IL variant of issue 10: the same schedule and non-true mass with the structure removed
 # (all similarities equal, so the mass is spread uniformly over the non-true classes).

@@ -5,13 +5,14 @@ between `<!-- results:NAME:begin -->` and `<!-- results:NAME:end -->` in FILE
 (NAME: the results file's base name), so documents quote only generated numbers.
 
 With --best ROLE it prints only the name of that role's configuration with the
-highest mean paired gain over standard training (on --seeds, when given), for
-scripts that spend further seeds on it.
+highest mean paired gain over standard training (on --seeds and among --among,
+when given), for scripts that spend further seeds on it.
 
 Example:
     python benchmarks/summarize.py benchmarks/results/formulation_sweep.jsonl \
         --out-dir benchmarks/results/formulation_sweep --update-doc docs/method.md --no-timing
-    python benchmarks/summarize.py benchmarks/results/long_protocol.jsonl --best il --seeds 0
+    python benchmarks/summarize.py benchmarks/results/long_protocol.jsonl --best il --seeds 0 \
+        --among il_class_targets il_target_ema
 """
 
 import argparse
@@ -27,6 +28,7 @@ def main(argv=None):
     parser.add_argument("--out-dir")
     parser.add_argument("--best", choices=("il", "rival"), help="print the best configuration of this role")
     parser.add_argument("--seeds", nargs="+", type=int, help="with --best: compare on these seeds only")
+    parser.add_argument("--among", nargs="+", metavar="CONFIG", help="with --best: choose among these only")
     parser.add_argument("--update-doc", action="append", default=[], metavar="FILE")
     parser.add_argument("--no-timing", action="store_true",
                         help="leave out wall and step times (for runs that shared the machine; "
@@ -36,7 +38,7 @@ def main(argv=None):
         parser.error("--out-dir is required (unless --best)")
     try:
         if args.best:
-            choice = report.best(report.load(args.results), args.best, args.seeds)
+            choice = report.best(report.load(args.results), args.best, args.seeds, args.among)
             if choice is None:
                 parser.error(f"no {args.best} configuration shares a seed with standard training in {args.results}")
             print(choice)

@@ -166,6 +166,9 @@ def test_best_chooses_by_paired_gain_on_the_given_seeds_and_skips_controls(tmp_p
     assert report.best(records, "il", seeds=[1]) == "il_c"
     assert report.best(records, "rival") == "label_smoothing"
     assert report.best(records, "il", seeds=[5]) is None
+    assert report.best(records, "il", seeds=[0], among=["il_b", "label_smoothing"]) == "il_b"  # il_a left out
+    with pytest.raises(InputError, match="no records of il_c"):
+        report.best(records, "il", seeds=[0], among=["il_b", "il_c"])  # il_c has no seed-0 run
     assert report.best([r for r in records if r["config"] != "standard"], "il") is None
     configs = report.grouped(records)["a, 3 images × 1 ep, no aug"]
     assert report.verdict(configs).startswith("Verdict: the best IL configuration, il_b (of 2 with 3 seeds, 3 in all)")
@@ -182,6 +185,9 @@ def test_best_chooses_by_paired_gain_on_the_given_seeds_and_skips_controls(tmp_p
     script = [sys.executable, "benchmarks/summarize.py", str(path), "--best"]
     chosen = subprocess.run(script + ["il", "--seeds", "0"], capture_output=True, text=True, check=True)
     assert chosen.stdout.strip().splitlines() == ["il_a"]
+    among = subprocess.run(script + ["il", "--seeds", "0", "--among", "il_b", "il_a_uniform"], capture_output=True,
+                           text=True, check=True)
+    assert among.stdout.strip().splitlines() == ["il_b"]
     missing = subprocess.run(script + ["il", "--seeds", "7"], capture_output=True, text=True)
     assert missing.returncode == 2 and "no il configuration shares a seed with standard training" in missing.stderr
     (tmp_path / "empty.jsonl").write_text("")
@@ -276,8 +282,11 @@ def test_the_sweep_scripts_name_only_known_configurations():
                 named |= set(block.split())
         assert named and not named - set(sweep.CONFIGS), (script, named - set(sweep.CONFIGS))
         if "best_il" in script.read_text():
-            # the phase that spends seeds on the best IL runs its "<name>_uniform" control
-            il = {name for name in named if sweep.CONFIGS[name][0] == "il"} | {"il_cam_mass_warmup"}
+            # the phase that spends seeds on the best IL runs its "<name>_uniform" control, and the candidates are
+            # the default and configurations an earlier phase runs
+            (candidates,) = re.findall(r"IL_CANDIDATES=\(([^)]*)\)", script.read_text())
+            il = set(candidates.split())
+            assert il - {"il_cam_mass_warmup"} <= named, (script, il - named)
             assert il <= set(sweep.IL_VARIANTS), (script, il - set(sweep.IL_VARIANTS))
             assert all(f"{name}_uniform" in sweep.CONFIGS for name in il)
 

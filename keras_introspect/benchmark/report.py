@@ -165,7 +165,7 @@ def _best(group, base):
     return choice, words
 
 
-def best(records, role_name, seeds=None):
+def best(records, role_name, seeds=None, among=None):
     """The configuration of one role with the highest mean paired gain over standard training.
 
     Args:
@@ -174,6 +174,8 @@ def best(records, role_name, seeds=None):
         seeds: compare on these seeds only. A choice made on a fixed seed
             stays the same when later seeds land, so a sweep that resumes
             spends them on the configuration it chose before.
+        among: choose among these configurations only; with `seeds`, the
+            choice also stays the same when later variants land.
 
     Returns:
         The configuration's name, or None when no record has that role or
@@ -184,6 +186,11 @@ def best(records, role_name, seeds=None):
     """
     if seeds is not None:
         records = [r for r in records if r["seed"] in seeds]
+    if among is not None:
+        unknown = set(among) - {r["config"] for r in records}
+        if unknown:
+            raise InputError(f"best: no records of {', '.join(sorted(unknown))} (on the given seeds)")
+        records = [r for r in records if r["config"] in set(among) | {"standard"}]
     regimes = grouped(records)
     if len(regimes) > 1:
         raise InputError("best: the records mix regimes; pass the records of one protocol")
