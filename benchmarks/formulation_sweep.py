@@ -160,8 +160,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     protocol = make_protocol(args)
     arrays = ki.data.load_arrays(args.data)
-    available = len(arrays.y_train)
-    train_size = available if protocol.train_size is None else min(protocol.train_size, available)
+    train_size = protocol.train_examples(len(arrays.y_train))
     done = {record_key(r) for r in benchmark.report.load(args.out)} if os.path.exists(args.out) else set()
     if args.train_teacher and args.teacher and not os.path.exists(args.teacher):
         backup = os.path.join(args.backup_root, f"{protocol.name}-teacher")

@@ -65,6 +65,9 @@ def test_an_interrupted_benchmark_resumes_from_its_last_epoch_and_another_recipe
 def test_protocol_overrides_and_errors():
     assert protocols.get("cpu", dataset="/data/cifar").dataset == "/data/cifar"
     assert protocols.get("paper").schedule == "step" and protocols.get("paper").epochs == 200
+    # the training-set size a run uses, as its record and the resume keys count it
+    assert [protocols.get("cpu").train_examples(n) for n in (50_000, 1_797)] == [10_000, 1_797]
+    assert protocols.get("long").train_examples(9_469) == 9_469
     try:
         protocols.get("tiny")
     except ValueError as error:

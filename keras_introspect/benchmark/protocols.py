@@ -34,6 +34,15 @@ class Protocol:
     bn_momentum: float | None = None  # None: Keras's 0.99
     sync_bn: bool = False  # synchronize BatchNorm statistics across replicas
 
+    def train_examples(self, available):
+        """How many of `available` training examples a run uses (`train_size` caps them; None uses all).
+
+        Example:
+        >>> get("cpu").train_examples(50_000), get("cpu").train_examples(1_797), get("long").train_examples(9_469)
+        (10000, 1797, 9469)
+        """
+        return available if self.train_size is None else min(self.train_size, available)
+
 
 PROTOCOLS = {
     "quick": Protocol("quick", "digits", "digits_cnn", epochs=3, batch_size=64, lr=0.05),

@@ -185,7 +185,7 @@ def benchmark(args):
     arrays = data.load_arrays(protocol.dataset, data_dir=args.data_dir, download=args.download)
     os.makedirs(args.output, exist_ok=True)
     results = os.path.join(args.output, "results.jsonl")
-    train_size = len(arrays.y_train) if protocol.train_size is None else min(protocol.train_size, len(arrays.y_train))
+    train_size = protocol.train_examples(len(arrays.y_train))
     # A record answers only the same recipe: another --epochs or --train-size is another run.
     done = {(r["config"], r["seed"], r["protocol"], r["dataset"], r["epochs"], r["train_size"])
             for r in bench.report.load(results)} if os.path.exists(results) else set()
