@@ -36,6 +36,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if not args.best and not args.out_dir:
         parser.error("--out-dir is required (unless --best)")
+    if not args.best and (args.seeds or args.among):
+        parser.error("--seeds and --among choose a configuration: they need --best")
     try:
         if args.best:
             choice = report.best(report.load(args.results), args.best, args.seeds, args.among)

@@ -191,6 +191,9 @@ def test_best_chooses_by_paired_gain_on_the_given_seeds_and_skips_controls(tmp_p
     among = subprocess.run(script + ["il", "--seeds", "0", "--among", "il_b", "il_a_uniform"], capture_output=True,
                            text=True, check=True)
     assert among.stdout.strip().splitlines() == ["il_b"]
+    stray = subprocess.run([sys.executable, "benchmarks/summarize.py", str(path), "--out-dir", str(tmp_path / "r"),
+                            "--among", "il_b"], capture_output=True, text=True)
+    assert stray.returncode == 2 and "need --best" in stray.stderr and not (tmp_path / "r").exists()
     missing = subprocess.run(script + ["il", "--seeds", "7"], capture_output=True, text=True)
     assert missing.returncode == 2 and "no il configuration shares a seed with standard training" in missing.stderr
     (tmp_path / "empty.jsonl").write_text("")

@@ -190,7 +190,8 @@ def best(records, role_name, seeds=None, among=None):
         unknown = set(among) - {r["config"] for r in records}
         if unknown:
             raise InputError(f"best: no records of {', '.join(sorted(unknown))} (on the given seeds)")
-        records = [r for r in records if r["config"] in set(among) | {"standard"}]
+        keep = set(among) | {"standard"}
+        records = [r for r in records if r["config"] in keep]
     regimes = grouped(records)
     if len(regimes) > 1:
         raise InputError("best: the records mix regimes; pass the records of one protocol")
