@@ -34,8 +34,16 @@ for phase in $PHASES; do
        sweep --seeds 0 1 2 --configs "${il}_uniform" ;;
     # 6. A graded structure, seed 0: class-level targets at τ = 1, where their spread over the non-true classes
     #    matches the model's own predictions' (benchmarks/results/class_structure/long_seed0.md) instead of the
-    #    default τ = 0.1's nearly one-hot second label. Seeds 1-2 only if it beats il_class_targets on seed 0.
-    6) sweep --seeds 0 --configs il_class_targets_tau1 ;;
+    #    default τ = 0.1's nearly one-hot second label. Seeds 1-2 only if it beats il_class_targets on seed 0
+    #    (a tie keeps il_class_targets: `best` keeps the first of equals, and its records come first).
+    6) sweep --seeds 0 --configs il_class_targets_tau1
+       won=$(python benchmarks/summarize.py "$OUT" --best il --seeds 0 --among il_class_targets il_class_targets_tau1)
+       if [ "$won" = il_class_targets_tau1 ]; then
+         echo "=== phase 6: tau 1 beats il_class_targets on seed 0; seeds 1 and 2"
+         sweep --seeds 1 2 --configs il_class_targets_tau1
+       else
+         echo "=== phase 6: tau 1 does not beat il_class_targets on seed 0; no further seeds"
+       fi ;;
     # 7. Teacher KD and its dissections (the teacher trains twice as long), seed 0.
     7) sweep --seeds 0 --teacher "$TEACHER" --train-teacher --configs kd kd_shuffled kd_uniform ;;
     # 8. Seeds 1 and 2 of the teacher's dissection.
