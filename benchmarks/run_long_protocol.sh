@@ -13,9 +13,9 @@ TEACHER=benchmarks/teachers/imagenette_resnet18w32_60ep/model.keras
 COMMON=(--protocol long --data "$DATA" --out "$OUT" --save-models "${KERAS_INTROSPECT_CACHE:-$HOME/.cache/keras-introspect}/models")
 sweep() { python benchmarks/formulation_sweep.py "${COMMON[@]}" "$@"; }
 # The IL variant that gets seeds: the best on seed 0 among the default and phase 3's variants (a choice that
-# later seeds and later variants cannot change).
+# later seeds and later variants cannot change). `best_il CONFIG...` chooses among other candidates.
 IL_CANDIDATES=(il_cam_mass_warmup il_ls_mass il_mass_linear il_target_ema il_class_targets)
-best_il() { python benchmarks/summarize.py "$OUT" --best il --seeds 0 --among "${IL_CANDIDATES[@]}"; }
+best_il() { python benchmarks/summarize.py "$OUT" --best il --seeds 0 --among "${@:-${IL_CANDIDATES[@]}}"; }
 for phase in $PHASES; do
   case $phase in
     # 1. The pilot: does a regularizer beat standard training here at all? (seed 0)
@@ -37,7 +37,7 @@ for phase in $PHASES; do
     #    default τ = 0.1's nearly one-hot second label. Seeds 1-2 only if it beats il_class_targets on seed 0
     #    (a tie keeps il_class_targets: `best` keeps the first of equals, and its records come first).
     6) sweep --seeds 0 --configs il_class_targets_tau1
-       won=$(python benchmarks/summarize.py "$OUT" --best il --seeds 0 --among il_class_targets il_class_targets_tau1)
+       won=$(best_il il_class_targets il_class_targets_tau1)
        if [ "$won" = il_class_targets_tau1 ]; then
          echo "=== phase 6: tau 1 beats il_class_targets on seed 0; seeds 1 and 2"
          sweep --seeds 1 2 --configs il_class_targets_tau1
