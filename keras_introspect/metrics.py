@@ -4,11 +4,56 @@ Soft targets change how confident a classifier is, so every comparison of
 distillation methods reports the expected calibration error (ECE) beside
 accuracy (Guo et al., 2017): predictions are binned by their confidence,
 and ECE is the example-weighted mean gap between each bin's accuracy and its
-mean confidence.
+mean confidence. `reliability` gives the bins themselves — what a reliability
+diagram draws, and whether a model is over- or under-confident.
 """
 
 import numpy as np
 from keras_introspect.errors import InputError
+
+
+def reliability(labels, probabilities, bins=15):
+    """Accuracy and mean confidence of top-1 predictions in `bins` equal-width confidence bins.
+
+    Bin b holds the confidences in (b/bins, (b+1)/bins]; a confidence of 0
+    joins the first bin.
+
+    Args:
+        labels: `(n,)` integer classes.
+        probabilities: `(n, classes)` predicted distributions.
+        bins: number of bins over (0, 1] (15 is the usual choice).
+
+    Returns:
+        A dict of `(bins,)` arrays: `count` (examples per bin), `accuracy` and
+        `confidence` (their means; NaN in an empty bin), and the bins' `upper`
+        edges.
+
+    Example:
+    >>> reliability([0, 1], [[0.9, 0.1], [0.8, 0.2]], bins=2)["accuracy"]
+    array([nan, 0.5])
+    """
+    labels = np.asarray(labels).reshape(-1)
+    probabilities = np.asarray(probabilities, dtype="float64")
+    if probabilities.ndim != 2 or len(probabilities) != len(labels):
+        raise InputError(
+            f"probabilities must be (n, classes) for {len(labels)} labels; got shape {probabilities.shape}."
+        )
+    if len(labels) == 0:
+        raise InputError("calibration needs at least one example.")
+    if not np.all(np.isfinite(probabilities)):
+        raise InputError("probabilities contain NaN or Inf.")
+    if int(bins) != bins or bins < 1:
+        raise InputError(f"bins must be a positive integer, got {bins!r}.")
+    bins = int(bins)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    count = np.bincount(index, minlength=bins)
+    with np.errstate(invalid="ignore"):  # an empty bin's mean is NaN, not a warning
+        accuracy = np.bincount(index, weights=correct, minlength=bins) / count
+        mean_confidence = np.bincount(index, weights=confidence, minlength=bins) / count
+    return {"count": count, "accuracy": accuracy, "confidence": mean_confidence,
+            "upper": np.arange(1, bins + 1) / bins}
 
 
 def expected_calibration_error(labels, probabilities, bins=15):
@@ -26,23 +71,7 @@ def expected_calibration_error(labels, probabilities, bins=15):
     >>> expected_calibration_error([0, 1], [[0.9, 0.1], [0.8, 0.2]])   # 0.5·0.1 + 0.5·0.8
     0.45
     """
-    labels = np.asarray(labels).reshape(-1)
-    probabilities = np.asarray(probabilities, dtype="float64")
-    if probabilities.ndim != 2 or len(probabilities) != len(labels):
-        raise InputError(
-            f"probabilities must be (n, classes) for {len(labels)} labels; got shape {probabilities.shape}."
-        )
-    if len(labels) == 0:
-        raise InputError("expected_calibration_error needs at least one example.")
-    if not np.all(np.isfinite(probabilities)):
-        raise InputError("probabilities contain NaN or Inf.")
-    confidence = probabilities.max(axis=1)
-    correct = probabilities.argmax(axis=1) == labels
-    # Bin b holds confidences in (b/bins, (b+1)/bins]; a confidence of 0 joins the first bin.
-    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        members = index == b
-        if members.any():
-            total += members.sum() * abs(correct[members].mean() - confidence[members].mean())
-    return float(total / len(labels))
+    table = reliability(labels, probabilities, bins)
+    filled = table["count"] > 0
+    gaps = np.abs(table["accuracy"][filled] - table["confidence"][filled])
+    return float((table["count"][filled] * gaps).sum() / table["count"].sum())
