@@ -1,4 +1,4 @@
-"""Figures: training curves, and images overlaid with their self-explanations.
+"""Figures: training curves, reliability diagrams, and images overlaid with their self-explanations.
 
 Figures are built with matplotlib's object-oriented API (`Figure`), not with
 `pyplot`: no backend is chosen at import, no global figure list grows, and the
@@ -42,6 +42,48 @@ def plot_history(history, path=None, title=None):
         fig.savefig(path, dpi=110)
     return fig
 
+
+
+def plot_reliability(tables, path=None, title=None):
+    """Reliability diagram: accuracy against confidence per bin, and how confidences are spread.
+
+    Args:
+        tables: `{name: metrics.reliability(labels, probabilities)}`, one
+            line per model.
+        path: save the figure there (PNG) when given.
+        title: the figure's title.
+
+    Returns:
+        The matplotlib `Figure`. Points below the diagonal are over-confident
+        bins (confidence above accuracy).
+
+    Example:
+    >>> table = ki.metrics.reliability(labels, model.predict(x))
+    >>> ki.plots.plot_reliability({"il": table}, "reliability.png")
+    """
+    fig = Figure(figsize=(10, 4))
+    diagram, spread = fig.subplots(1, 2)
+    diagram.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="calibrated")
+    for name, table in tables.items():
+        filled = np.asarray(table["count"]) > 0
+        diagram.plot(np.asarray(table["confidence"])[filled], np.asarray(table["accuracy"])[filled], marker="o",
+                     markersize=3, label=name)
+        width = 1.0 / len(table["count"])
+        spread.plot(np.asarray(table["upper"]) - width / 2, np.asarray(table["count"]) / np.sum(table["count"]),
+                    marker="o", markersize=3, label=name)
+    diagram.set(xlabel="mean confidence in the bin", ylabel="accuracy in the bin", xlim=(0, 1), ylim=(0, 1),
+                title="reliability (below the diagonal: over-confident)")
+    spread.set(xlabel="confidence", ylabel="share of the test examples", yscale="log",
+               title="confidence of the predictions")
+    for ax in (diagram, spread):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    if path:
+        fig.savefig(path, dpi=110)
+    return fig
 
 def upsample(maps, size):
     """Bilinear upsampling of `(n, h, w)` maps to `size = (H, W)` (e.g. CAM's 8×8 to the image's 32×32)."""

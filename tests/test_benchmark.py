@@ -404,3 +404,61 @@ def test_class_structure_reads_both_models_tables(tmp_path, capsys):
     with pytest.raises(SystemExit):
         structure.main(command[:6] + ["--temperatures", "0"] + command[-2:-1] + [str(tmp_path / "other.json")])
     assert "--temperatures must be positive" in capsys.readouterr().err
+
+
+def _script(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, f"benchmarks/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_calibration_reports_direction_and_checks_each_model_against_its_record(tmp_path, capsys):
+    import keras
+
+    import keras_introspect as ki
+    from keras_introspect.benchmark import runner
+
+    models, results = tmp_path / "models", tmp_path / "results.jsonl"
+    _script("formulation_sweep").main(
+        ["--protocol", "quick", "--data", "digits", "--epochs", "1", "--configs", "standard", "--out", str(results),
+         "--save-models", str(models), "--backup-root", str(tmp_path / "backups")])
+    model_file = str(models / "quick-standard-seed0.keras")
+    calibration = _script("calibration")
+    out = tmp_path / "calibration" / "quick.json"
+    command = ["--protocol", "quick", "--data", "digits", "--models", model_file, "--results", str(results),
+               "--out", str(out)]
+    calibration.main(command)
+    row = json.loads(out.read_text())["rows"][0]
+    splits = recipes.make_splits(ki.data.load_arrays("digits"), protocols.get("quick", dataset="digits"), seed=0)
+    probabilities = runner.test_probabilities(keras.saving.load_model(model_file), splits.test)
+    labels = runner.held_out_labels(splits)
+    accuracy, confidence = (probabilities.argmax(1) == labels).mean(), probabilities.max(1).mean()
+    assert row["accuracy"] == pytest.approx(accuracy) and row["mean_confidence"] == pytest.approx(confidence, rel=1e-5)
+    assert row["overconfidence"] == pytest.approx(confidence - accuracy, abs=1e-5)
+    assert row["ece"] == pytest.approx(report.load(results)[0]["ece"], abs=1e-4) and row["checked_against_record"]
+    assert sum(row["reliability"]["count"]) == len(labels) == 360
+    table = (tmp_path / "calibration" / "quick.md").read_text()
+    assert f"| quick-standard-seed0 | {100 * accuracy:.2f} |" in table and "Provenance: `" in table
+    assert (tmp_path / "calibration" / "quick.png").stat().st_size > 10_000
+    with pytest.raises(SystemExit):  # never overwrites an earlier run's results
+        calibration.main(command)
+    assert "refusing to overwrite" in capsys.readouterr().err
+    # a record that disagrees (here: as if the model had been trained on other data) is an error
+    record = report.load(results)[0]
+    tampered = tmp_path / "tampered.jsonl"
+    tampered.write_text(json.dumps({**record, "final_accuracy": record["final_accuracy"] - 0.05}) + "\n")
+    other = tmp_path / "other.json"
+    with pytest.raises(SystemExit):
+        calibration.main(command[:7] + [str(tampered), "--out", str(other)])
+    assert "its record says" in capsys.readouterr().err and not other.exists()
+    unrelated = tmp_path / "unrelated.jsonl"
+    unrelated.write_text(json.dumps({**record, "config": "label_smoothing"}) + "\n")
+    with pytest.raises(SystemExit):  # a model the results file has no record of
+        calibration.main(command[:7] + [str(unrelated), "--out", str(other)])
+    assert "no record of standard seed 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        calibration.main(["--protocol", "quick", "--data", "digits", "--models", "nowhere.keras", "--out", str(other)])
+    assert "no such model file: nowhere.keras" in capsys.readouterr().err
