@@ -11,6 +11,13 @@ from matplotlib.figure import Figure
 SIGNED_CMAP = "RdBu_r"  # red: evidence for the class, blue: against; white at zero
 
 
+def line_style(index):
+    """The colour and marker of the `index`-th configuration in a plot: the ten default colours, then
+    the same colours with another marker, so that a regime with more than ten configurations keeps
+    every line distinguishable in the legend."""
+    return f"C{index % 10}", ".sx^D"[index // 10 % 5]
+
+
 def plot_history(history, path=None, title=None):
     """Loss and accuracy curves (train and validation) from a Keras history dict.
 
@@ -61,28 +68,29 @@ def plot_reliability(tables, path=None, title=None):
     >>> table = ki.metrics.reliability(labels, model.predict(x))
     >>> ki.plots.plot_reliability({"il": table}, "reliability.png")
     """
-    fig = Figure(figsize=(10, 4))
+    fig = Figure(figsize=(12, 4.2))
     diagram, spread = fig.subplots(1, 2)
-    diagram.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1, label="calibrated")
-    for name, table in tables.items():
+    diagram.plot([0, 1], [0, 1], color="0.6", linestyle="--", linewidth=1)
+    for index, (name, table) in enumerate(tables.items()):
+        color, marker = line_style(index)
         filled = np.asarray(table["count"]) > 0
-        diagram.plot(np.asarray(table["confidence"])[filled], np.asarray(table["accuracy"])[filled], marker="o",
-                     markersize=3, label=name)
+        diagram.plot(np.asarray(table["confidence"])[filled], np.asarray(table["accuracy"])[filled], color=color,
+                     marker=marker, markersize=4, linewidth=1)
         width = 1.0 / len(table["count"])
         spread.plot(np.asarray(table["upper"]) - width / 2, np.asarray(table["count"]) / np.sum(table["count"]),
-                    marker="o", markersize=3, label=name)
+                    color=color, marker=marker, markersize=4, linewidth=1, label=name)
     diagram.set(xlabel="mean confidence in the bin", ylabel="accuracy in the bin", xlim=(0, 1), ylim=(0, 1),
-                title="reliability (below the diagonal: over-confident)")
+                title="reliability (below the dashed diagonal: over-confident)")
     spread.set(xlabel="confidence", ylabel="share of the test examples", yscale="log",
                title="confidence of the predictions")
-    for ax in (diagram, spread):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    diagram.grid(alpha=0.3)
+    spread.grid(alpha=0.3)
+    spread.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # beside the plots, covering no line
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     if path:
-        fig.savefig(path, dpi=110)
+        fig.savefig(path, dpi=110, bbox_inches="tight")  # the legend stands outside the axes
     return fig
 
 def upsample(maps, size):

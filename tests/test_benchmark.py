@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import run_cli
 
-from keras_introspect import recipes
+from keras_introspect import plots, recipes
 from keras_introspect.benchmark import protocols, report
 from keras_introspect.errors import InputError
 
@@ -306,7 +306,7 @@ def test_curves_average_seeds_epoch_by_epoch_over_the_shortest_run():
 
 
 def test_every_configuration_of_a_large_regime_gets_its_own_line_style():
-    styles = [report.line_style(index) for index in range(20)]  # the long protocol plans about 15
+    styles = [plots.line_style(index) for index in range(20)]  # the long protocol plans about 15
     assert len(set(styles)) == len(styles)
     assert styles[0] == ("C0", ".") and styles[10][0] == "C0"  # colours repeat, markers tell them apart
 

@@ -304,6 +304,8 @@ def plot(records, directory):
     """`accuracy_*.png` (bars with std error bars) and `curves_*.png` (accuracy per epoch)."""
     from matplotlib.figure import Figure
 
+    from keras_introspect.plots import line_style
+
     for name, configs in grouped(records).items():
         slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
         names = list(configs)
@@ -343,13 +345,6 @@ def plot(records, directory):
         fig.suptitle(f"{name} (mean over seeds)", fontsize=9)
         fig.tight_layout()
         fig.savefig(os.path.join(directory, f"curves_{slug}.png"), dpi=110)
-
-
-def line_style(index):
-    """The colour and marker of the `index`-th configuration in a plot: the ten default colours, then
-    the same colours with another marker, so that a regime with more than ten configurations keeps
-    every line distinguishable in the legend."""
-    return f"C{index % 10}", ".sx^D"[index // 10 % 5]
 
 
 def mean_curve(records, key):
