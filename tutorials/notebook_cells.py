@@ -602,6 +602,12 @@ smoothing — the simplest source of non-true mass — is the first thing to bea
 
 {results:long_protocol}
 
+ECE says how far confidence is from accuracy, not which way. `ki.metrics.reliability(labels,
+probabilities)` gives the bins of a reliability diagram (`ki.plots.plot_reliability` draws them), and
+`benchmarks/calibration.py` reads them from saved models: on the `long` protocol standard training
+and teacher KD are over-confident, label smoothing, PS-KD and Online Label Smoothing under-confident,
+and IL, whose distilled mass is smaller, nearest to calibrated (`docs/method.md`).
+
 `docs/comparators.md` explains the protocols, the dissections of KD (shuffled / uniform non-true
 classes) and how to reproduce every row.
 
