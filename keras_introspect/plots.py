@@ -50,7 +50,6 @@ def plot_history(history, path=None, title=None):
     return fig
 
 
-
 def plot_reliability(tables, path=None, title=None):
     """Reliability diagram: accuracy against confidence per bin, and how confidences are spread.
 
