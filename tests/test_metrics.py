@@ -77,3 +77,23 @@ def test_bad_input_is_named(labels, probabilities, bins, message):
 def test_docstring_examples():
     result = doctest.testmod(metrics)
     assert result.attempted >= 2 and result.failed == 0
+
+
+def test_reliability_diagram_draws_each_models_bins(tmp_path):
+    from keras_introspect import plots
+
+    rng = np.random.default_rng(3)
+    tables = {name: metrics.reliability(rng.integers(0, 3, 200), rng.dirichlet(np.full(3, a), size=200), bins=10)
+              for name, a in (("sharp", 0.2), ("soft", 3.0))}
+    fig = plots.plot_reliability(tables, tmp_path / "reliability.png", title="t")
+    diagram, spread = fig.axes[:2]
+    assert len(diagram.lines) == 1 + len(tables)  # the diagonal, then one line per model
+    for line, table in zip(diagram.lines[1:], tables.values()):
+        filled = table["count"] > 0
+        np.testing.assert_allclose(line.get_xdata(), table["confidence"][filled])
+        np.testing.assert_allclose(line.get_ydata(), table["accuracy"][filled])
+    for line, (name, table) in zip(spread.lines, tables.items()):
+        assert line.get_label() == name
+        np.testing.assert_allclose(line.get_xdata(), np.arange(10) / 10 + 0.05)  # bin centres
+        np.testing.assert_allclose(line.get_ydata(), table["count"] / 200)
+    assert (tmp_path / "reliability.png").stat().st_size > 10_000
