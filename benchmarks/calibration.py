@@ -35,9 +35,8 @@ BINS = 15
 SAVED_NAME = re.compile(r"^(?P<protocol>.+?)-(?P<config>.+)-seed(?P<seed>\d+)\.keras$")
 
 
-def summarize(labels, probabilities):
-    """Accuracy, mean confidence, their difference, ECE and the reliability bins of one model."""
-    table = ki.metrics.reliability(labels, probabilities, BINS)
+def summarize(labels, probabilities, table):
+    """Accuracy, mean confidence, their difference, ECE and the reliability bins `table` of one model, for JSON."""
     accuracy = float((probabilities.argmax(1) == labels).mean())
     confidence = float(probabilities.max(1).mean())
     return {"accuracy": accuracy, "mean_confidence": confidence, "overconfidence": confidence - accuracy,
@@ -96,15 +95,14 @@ def main(argv=None):
         rows, tables = [], {}
         for path in args.models:
             name = os.path.basename(path).removesuffix(".keras")
-            row = {"name": name, "path": path,
-                   **summarize(labels, test_probabilities(keras.saving.load_model(path), splits.test))}
+            probabilities = test_probabilities(keras.saving.load_model(path), splits.test)
+            tables[name] = ki.metrics.reliability(labels, probabilities, BINS)
+            row = {"name": name, "path": path, **summarize(labels, probabilities, tables[name])}
             record = record_of(path, args.protocol, records) if args.results else None
             if record is not None:
                 check_against(record, row, path, len(labels))
             row["checked_against_record"] = record is not None
             rows.append(row)
-            tables[name] = {k: np.array([np.nan if v is None else v for v in row["reliability"][k]])
-                            for k in row["reliability"]}
     except (InputError, OSError, ValueError) as error:
         parser.error(str(error))
     origin = benchmark.provenance()

@@ -8,7 +8,10 @@ mean confidence. `reliability` gives the bins themselves — what a reliability
 diagram draws, and whether a model is over- or under-confident.
 """
 
+import numbers
+
 import numpy as np
+
 from keras_introspect.errors import InputError
 
 
@@ -42,9 +45,8 @@ def reliability(labels, probabilities, bins=15):
         raise InputError("calibration needs at least one example.")
     if not np.all(np.isfinite(probabilities)):
         raise InputError("probabilities contain NaN or Inf.")
-    if int(bins) != bins or bins < 1:
+    if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 1:
         raise InputError(f"bins must be a positive integer, got {bins!r}.")
-    bins = int(bins)
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
     index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)

@@ -92,6 +92,7 @@ def plot_reliability(tables, path=None, title=None):
         fig.savefig(path, dpi=110, bbox_inches="tight")  # the legend stands outside the axes
     return fig
 
+
 def upsample(maps, size):
     """Bilinear upsampling of `(n, h, w)` maps to `size = (H, W)` (e.g. CAM's 8×8 to the image's 32×32)."""
     import tensorflow as tf

@@ -12,6 +12,16 @@ from keras_introspect.benchmark import protocols, report
 from keras_introspect.errors import InputError
 
 
+def load_script(name):
+    """A script of benchmarks/ (not a package) as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, f"benchmarks/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_quick_protocol_runs_every_method_and_reports(tmp_path):
     out = tmp_path / "bench"
     result = run_cli("benchmark", "--protocol", "quick", "--epochs", "2", "--output", str(out), "--verbose", "0")
@@ -245,15 +255,11 @@ def test_a_teacher_trained_on_other_normalization_is_refused(tmp_path):
 
 
 def test_sweep_saves_each_finished_model_once(tmp_path):
-    import importlib.util
-
     import keras
 
     import keras_introspect as ki
 
-    spec = importlib.util.spec_from_file_location("formulation_sweep", "benchmarks/formulation_sweep.py")
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
+    sweep = load_script("formulation_sweep")
     models, out = tmp_path / "models", tmp_path / "results.jsonl"
     argv = ["--protocol", "quick", "--data", "digits", "--epochs", "1", "--configs", "standard",
             "--out", str(out), "--save-models", str(models), "--backup-root", str(tmp_path / "backups")]
@@ -274,13 +280,10 @@ def test_sweep_saves_each_finished_model_once(tmp_path):
 
 def test_the_sweep_scripts_name_only_known_configurations():
     """A misspelt configuration would stop a sweep hours in, at the phase that names it."""
-    import importlib.util
     import pathlib
     import re
 
-    spec = importlib.util.spec_from_file_location("formulation_sweep", "benchmarks/formulation_sweep.py")
-    sweep = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(sweep)
+    sweep = load_script("formulation_sweep")
     for script in sorted(pathlib.Path("benchmarks").glob("run_*.sh")):
         named = set()
         for line in script.read_text().replace("\\\n", " ").splitlines():
@@ -312,11 +315,7 @@ def test_every_configuration_of_a_large_regime_gets_its_own_line_style():
 
 
 def test_in_memory_footprint_reports_every_stage(tmp_path):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("in_memory_footprint", "benchmarks/in_memory_footprint.py")
-    footprint = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(footprint)
+    footprint = load_script("in_memory_footprint")
     out = tmp_path / "footprint.json"
     footprint.main(["digits", "--protocol", "quick", "--limit-gb", "100", "--out", str(out)])
     report = json.loads(out.read_text())
@@ -328,17 +327,8 @@ def test_in_memory_footprint_reports_every_stage(tmp_path):
     assert abs(report["float32_gb"] - report["loaded_gb"]) < 1e-12 and report["commit"]
 
 
-def _class_structure():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("class_structure", "benchmarks/class_structure.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_class_structure_helpers_against_independent_computations():
-    structure = _class_structure()
+    structure = load_script("class_structure")
     assert structure.normalized_entropy(np.full(4, 0.25)) == pytest.approx(1.0)
     assert structure.normalized_entropy(np.array([1.0, 0.0, 0.0])) == 0.0
     table = np.arange(9.0).reshape(3, 3)
@@ -352,7 +342,7 @@ def test_class_structure_reads_both_models_tables(tmp_path, capsys):
 
     import keras_introspect as ki
 
-    structure = _class_structure()
+    structure = load_script("class_structure")
     x, y = np.random.default_rng(0).normal(size=(8, 8, 8, 3)).astype("float32"), np.arange(8) % 5
     il = ki.IntrospectiveModel(tiny_backbone(), class_targets=True)
     ols = ki.OnlineLabelSmoothingModel(tiny_backbone(seed=2))
@@ -406,15 +396,6 @@ def test_class_structure_reads_both_models_tables(tmp_path, capsys):
     assert "--temperatures must be positive" in capsys.readouterr().err
 
 
-def _script(name):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, f"benchmarks/{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_calibration_reports_direction_and_checks_each_model_against_its_record(tmp_path, capsys):
     import keras
 
@@ -422,11 +403,11 @@ def test_calibration_reports_direction_and_checks_each_model_against_its_record(
     from keras_introspect.benchmark import runner
 
     models, results = tmp_path / "models", tmp_path / "results.jsonl"
-    _script("formulation_sweep").main(
+    load_script("formulation_sweep").main(
         ["--protocol", "quick", "--data", "digits", "--epochs", "1", "--configs", "standard", "--out", str(results),
          "--save-models", str(models), "--backup-root", str(tmp_path / "backups")])
     model_file = str(models / "quick-standard-seed0.keras")
-    calibration = _script("calibration")
+    calibration = load_script("calibration")
     out = tmp_path / "calibration" / "quick.json"
     command = ["--protocol", "quick", "--data", "digits", "--models", model_file, "--results", str(results),
                "--out", str(out)]

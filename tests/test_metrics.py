@@ -67,6 +67,7 @@ def test_ece_edges_and_known_values():
     ([0], [[np.nan, 0.5]], 15, "NaN or Inf"),
     ([0], [[0.9, 0.1]], 0, "bins must be a positive integer"),
     ([0], [[0.9, 0.1]], 2.5, "bins must be a positive integer"),
+    ([0], [[0.9, 0.1]], "15", "bins must be a positive integer"),
 ])
 def test_bad_input_is_named(labels, probabilities, bins, message):
     for function in (metrics.reliability, metrics.expected_calibration_error):
