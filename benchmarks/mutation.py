@@ -15,6 +15,7 @@ Example:
     pip install -e ".[cpu,test,mutation]"
     python benchmarks/mutation.py core          # target: no survivor
     python benchmarks/mutation.py explainers    # survivors reported
+    python benchmarks/mutation.py metrics       # ECE and reliability bins: no survivor
 """
 
 import argparse
@@ -37,6 +38,7 @@ SCOPES = {
     "explainers": (["keras_introspect/explainers/*", "keras_introspect/methods/introspective.py"],
                    ["tests/test_explainers.py", "tests/test_introspective_model.py"],
                    "survivors reported"),
+    "metrics": (["keras_introspect/metrics.py"], ["tests/test_metrics.py"], "no surviving mutant"),
 }
 
 
