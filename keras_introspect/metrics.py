@@ -14,12 +14,15 @@ import numpy as np
 
 from keras_introspect.errors import InputError
 
+# How far a row's sum may be from 1: loose, since a float16 softmax sums to 1 only within about 1e-3
+# per class; a power of two, so that a row at exactly the tolerance can be tested.
+SUM_TOLERANCE = 2**-7
+
 
 def reliability(labels, probabilities, bins=15):
     """Accuracy and mean confidence of top-1 predictions in `bins` equal-width confidence bins.
 
-    Bin b holds the confidences in (b/bins, (b+1)/bins]; a confidence of 0
-    joins the first bin.
+    Bin b holds the confidences in (b/bins, (b+1)/bins].
 
     Args:
         labels: `(n,)` integer classes.
@@ -35,7 +38,8 @@ def reliability(labels, probabilities, bins=15):
     >>> reliability([0, 1], [[0.9, 0.1], [0.8, 0.2]], bins=2)["accuracy"]
     array([nan, 0.5])
     """
-    labels = np.asarray(labels).reshape(-1)
+    labels = np.ravel(labels)
+    # float64 so that a float32 output is binned by its exact value: float32(0.6) lies above 0.6
     probabilities = np.asarray(probabilities, dtype="float64")
     if probabilities.ndim != 2 or len(probabilities) != len(labels):
         raise InputError(
@@ -43,13 +47,25 @@ def reliability(labels, probabilities, bins=15):
         )
     if len(labels) == 0:
         raise InputError("calibration needs at least one example.")
+    classes = probabilities.shape[1]
+    if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= classes:
+        raise InputError(f"labels must be integer classes in [0, {classes}); got {labels.dtype} labels "
+                         f"in [{labels.min()}, {labels.max()}].")
     if not np.all(np.isfinite(probabilities)):
         raise InputError("probabilities contain NaN or Inf.")
+    sums = probabilities.sum(axis=1)
+    if probabilities.min() < 0 or probabilities.max() > 1 or np.abs(sums - 1).max() > SUM_TOLERANCE:
+        raise InputError(
+            "probabilities must be distributions (rows in [0, 1] summing to 1): got values in "
+            f"[{probabilities.min():.4g}, {probabilities.max():.4g}] and row sums in [{sums.min():.4g}, "
+            f"{sums.max():.4g}]; pass softmax outputs, not logits."
+        )
     if isinstance(bins, bool) or not isinstance(bins, numbers.Integral) or bins < 1:
         raise InputError(f"bins must be a positive integer, got {bins!r}.")
     confidence = probabilities.max(axis=1)
     correct = probabilities.argmax(axis=1) == labels
-    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    # a distribution's largest entry is in (0, 1], so every index is in [0, bins)
+    index = np.ceil(confidence * bins).astype(int) - 1
     count = np.bincount(index, minlength=bins)
     with np.errstate(invalid="ignore"):  # an empty bin's mean is NaN, not a warning
         accuracy = np.bincount(index, weights=correct, minlength=bins) / count

@@ -1,4 +1,5 @@
 import doctest
+import warnings
 
 import numpy as np
 import pytest
@@ -8,13 +9,12 @@ from keras_introspect.errors import InputError
 
 
 def brute_force_ece(labels, probabilities, bins):
-    """ECE from its definition, one interval (lo, hi] at a time (a confidence of 0 counts in the first)."""
+    """ECE from its definition, one interval (lo, hi] at a time."""
     confidence, predicted = probabilities.max(1), probabilities.argmax(1)
     total = 0.0
     for b in range(bins):
         lo, hi = b / bins, (b + 1) / bins
-        inside = [(lo < c <= hi) or (b == 0 and c == 0) for c in confidence]
-        inside = np.array(inside)
+        inside = np.array([lo < c <= hi for c in confidence])
         if inside.any():
             gap = abs((predicted[inside] == labels[inside]).mean() - confidence[inside].mean())
             total += inside.sum() / len(labels) * gap
@@ -60,19 +60,73 @@ def test_ece_edges_and_known_values():
     assert metrics.expected_calibration_error(np.array([[0], [1]]), [[0.9, 0.1], [0.2, 0.8]]) == pytest.approx(0.15)
 
 
+def test_default_is_fifteen_bins():
+    rng = np.random.default_rng(5)
+    probabilities = rng.dirichlet(np.full(5, 0.4), size=400)
+    labels = rng.integers(0, 5, 400)
+    table = metrics.reliability(labels, probabilities)
+    np.testing.assert_array_equal(table["count"], metrics.reliability(labels, probabilities, 15)["count"])
+    assert len(table["count"]) == 15
+    ece = metrics.expected_calibration_error(labels, probabilities)
+    assert ece == metrics.expected_calibration_error(labels, probabilities, 15)
+    assert ece != metrics.expected_calibration_error(labels, probabilities, 16)
+
+
+def test_float32_outputs_are_binned_by_their_exact_value():
+    # float32(0.6) is 0.60000002..., inside (0.6, 0.667]; float32 arithmetic would round 0.6·15 to 9 and
+    # put it in (0.533, 0.6]
+    probabilities = np.array([[0.6, 0.4], [0.2, 0.8], [0.4, 0.6]], "float32")
+    labels = np.array([0, 1, 0])
+    table = metrics.reliability(labels, probabilities)
+    assert table["count"][9] == 2 and table["count"][8] == 0
+    expected = brute_force_ece(labels, probabilities.astype("float64"), 15)
+    assert metrics.expected_calibration_error(labels, probabilities) == pytest.approx(expected, abs=1e-12)
+
+
+def test_empty_bins_are_nan_without_a_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        table = metrics.reliability([0], [[1.0, 0.0]], bins=3)
+    assert table["count"].tolist() == [0, 0, 1]
+    assert np.isnan(table["accuracy"][:2]).all() and table["accuracy"][2] == 1.0
+
+
+def test_distributions_at_the_edges_are_accepted():
+    # one-hot rows (entries exactly 0 and 1), a row off by exactly the tolerance, and a float16 softmax
+    assert metrics.expected_calibration_error([0, 1], [[1.0, 0.0], [0.0, 1.0]]) == 0.0
+    edge = [[0.5, 0.5 + metrics.SUM_TOLERANCE], [0.5, 0.5 - metrics.SUM_TOLERANCE]]
+    assert metrics.reliability([0, 0], edge)["count"].sum() == 2
+    logits = np.random.default_rng(0).normal(size=(64, 100)) * 3
+    softmax16 = (np.exp(logits) / np.exp(logits).sum(1, keepdims=True)).astype("float16")
+    assert metrics.reliability(np.zeros(64, int), softmax16)["count"].sum() == 64
+
+
+def distributions_message(low, high, sum_low, sum_high):
+    return ("probabilities must be distributions (rows in [0, 1] summing to 1): got values in "
+            f"[{low}, {high}] and row sums in [{sum_low}, {sum_high}]; pass softmax outputs, not logits.")
+
+
 @pytest.mark.parametrize("labels, probabilities, bins, message", [
-    ([0, 1], [[0.9, 0.1]], 15, "must be \\(n, classes\\) for 2 labels"),
-    ([0], [0.9, 0.1], 15, "must be \\(n, classes\\)"),
-    ([], np.zeros((0, 3)), 15, "at least one example"),
-    ([0], [[np.nan, 0.5]], 15, "NaN or Inf"),
-    ([0], [[0.9, 0.1]], 0, "bins must be a positive integer"),
-    ([0], [[0.9, 0.1]], 2.5, "bins must be a positive integer"),
-    ([0], [[0.9, 0.1]], "15", "bins must be a positive integer"),
+    ([0, 1], [[0.9, 0.1]], 15, "probabilities must be (n, classes) for 2 labels; got shape (1, 2)."),
+    ([0], [0.9, 0.1], 15, "probabilities must be (n, classes) for 1 labels; got shape (2,)."),
+    ([], np.zeros((0, 3)), 15, "calibration needs at least one example."),
+    ([2], [[0.9, 0.1]], 15, "labels must be integer classes in [0, 2); got int64 labels in [2, 2]."),
+    ([-1], [[0.9, 0.1]], 15, "labels must be integer classes in [0, 2); got int64 labels in [-1, -1]."),
+    ([1.0], [[0.9, 0.1]], 15, "labels must be integer classes in [0, 2); got float64 labels in [1.0, 1.0]."),
+    ([0], [[np.nan, 0.5]], 15, "probabilities contain NaN or Inf."),
+    ([0, 1], [[2.5, -1.0], [0.3, 0.7]], 15, distributions_message(-1, 2.5, 1, 1.5)),  # logits
+    ([0], [[-0.1, 1.1]], 15, distributions_message(-0.1, 1.1, 1, 1)),
+    ([0], [[0.51, 0.51]], 15, distributions_message(0.51, 0.51, 1.02, 1.02)),
+    ([0], [[0.9, 0.1]], 0, "bins must be a positive integer, got 0."),
+    ([0], [[0.9, 0.1]], 2.5, "bins must be a positive integer, got 2.5."),
+    ([0], [[0.9, 0.1]], "15", "bins must be a positive integer, got '15'."),
+    ([0], [[0.9, 0.1]], True, "bins must be a positive integer, got True."),
 ])
 def test_bad_input_is_named(labels, probabilities, bins, message):
     for function in (metrics.reliability, metrics.expected_calibration_error):
-        with pytest.raises(InputError, match=message):
+        with pytest.raises(InputError) as error:
             function(labels, probabilities, bins)
+        assert str(error.value) == message
 
 
 def test_docstring_examples():
