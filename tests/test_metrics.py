@@ -116,6 +116,7 @@ def distributions_message(low, high, sum_low, sum_high):
     ([0], [[np.nan, 0.5]], 15, "probabilities contain NaN or Inf."),
     ([0, 1], [[2.5, -1.0], [0.3, 0.7]], 15, distributions_message(-1, 2.5, 1, 1.5)),  # logits
     ([0], [[-0.1, 1.1]], 15, distributions_message(-0.1, 1.1, 1, 1)),
+    ([0], [[1.005, 0.0]], 15, distributions_message(0, 1.005, 1.005, 1.005)),  # sum within tolerance
     ([0], [[0.51, 0.51]], 15, distributions_message(0.51, 0.51, 1.02, 1.02)),
     ([0], [[0.9, 0.1]], 0, "bins must be a positive integer, got 0."),
     ([0], [[0.9, 0.1]], 2.5, "bins must be a positive integer, got 2.5."),
