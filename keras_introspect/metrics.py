@@ -26,13 +26,17 @@ def reliability(labels, probabilities, bins=15):
 
     Args:
         labels: `(n,)` integer classes.
-        probabilities: `(n, classes)` predicted distributions.
+        probabilities: `(n, classes)` predicted distributions — softmax
+            outputs, not logits (rows in [0, 1] summing to 1 within 2^-7).
         bins: number of bins over (0, 1] (15 is the usual choice).
 
     Returns:
         A dict of `(bins,)` arrays: `count` (examples per bin), `accuracy` and
         `confidence` (their means; NaN in an empty bin), and the bins' `upper`
         edges.
+
+    Raises:
+        InputError: naming the shape, labels, values or bins that are wrong.
 
     Example:
     >>> reliability([0, 1], [[0.9, 0.1], [0.8, 0.2]], bins=2)["accuracy"]
@@ -79,7 +83,7 @@ def expected_calibration_error(labels, probabilities, bins=15):
 
     Args:
         labels: `(n,)` integer classes.
-        probabilities: `(n, classes)` predicted distributions.
+        probabilities: `(n, classes)` predicted distributions (see `reliability`).
         bins: number of bins over (0, 1] (15 is the usual choice).
 
     Returns:
