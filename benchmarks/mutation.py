@@ -9,7 +9,7 @@ afresh), then writes
 `benchmarks/results/mutation_<scope>.json` (counts, survivors, provenance)
 and the README's table between `<!-- results:mutation:begin/end -->`.
 
-Not part of CI: it takes one to two hours per scope on 2 cores.
+Not part of CI: a scope takes from minutes (metrics) to two hours (explainers) on 2 cores.
 
 Example:
     pip install -e ".[cpu,test,mutation]"
