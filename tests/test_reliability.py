@@ -336,3 +336,19 @@ def test_a_resumed_run_times_every_epoch_including_the_interrupted_parts(tmp_pat
     # A run begun before epochs were timed has no timing for its early epochs: none is claimed.
     (tmp_path / "epoch_seconds.json").write_text(json.dumps({"3": 1.0}))
     assert "epoch_seconds" not in recipes.resumable(str(tmp_path))[1]()
+
+
+def test_every_test_the_document_names_exists():
+    """docs/reliability.md's last column points at tests; a renamed or deleted one must not leave it pointing at nothing."""
+    import pathlib
+    import re
+
+    tests = pathlib.Path(__file__).parent
+    document = (tests.parent / "docs" / "reliability.md").read_text()
+    defined = {path.name: set(re.findall(r"^def (test_\w+)", path.read_text(), re.M)) for path in tests.glob("test_*.py")}
+    everywhere = set().union(*defined.values())
+    named = re.findall(r"`(?:(test_\w+\.py)::)?(test_\w+)`", document)
+    assert len(named) > 40
+    missing = [f"{file}::{name}" if file else name for file, name in named
+               if name not in (defined.get(file, set()) if file else everywhere)]
+    assert not missing, f"docs/reliability.md names tests that do not exist: {missing}"
