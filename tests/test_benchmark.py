@@ -158,6 +158,35 @@ def test_verdict_picks_by_paired_gain_and_needs_three_seeds_and_two_standard_err
     assert report.verdict({"il_a": configs["il_a"]}) is None
 
 
+def test_teacher_and_mechanism_readings_pair_each_control_with_what_it_dissects():
+    def runs(config, method, accuracies, options=None):
+        return [{"config": config, "method": method, "options": options or {}, "seed": seed,
+                 "final_accuracy": accuracy} for seed, accuracy in enumerate(accuracies)]
+
+    configs = {"standard": runs("standard", "standard", [0.70, 0.72, 0.74]),
+               "kd": runs("kd", "kd", [0.75, 0.76, 0.79]),  # +5, +4, +5 over standard
+               "kd_shuffled": runs("kd_shuffled", "kd", [0.74, 0.75, 0.77], {"teacher_targets": "shuffled"}),
+               "kd_uniform": runs("kd_uniform", "kd", [0.75, 0.75], {"teacher_targets": "uniform"}),
+               "il_x_uniform": runs("il_x_uniform", "il", [0.9, 0.9, 0.9]),  # what it dissects never ran
+               "il_uniform_structure": runs("il_uniform_structure", "il", [0.9, 0.9, 0.9])}  # no suffix
+    assert report.with_teacher(configs) == ("With a teacher (outside the verdict): kd against standard training: "
+                                            "+4.67 ± 0.33 points (mean ± standard error, 3 seeds): ahead.")
+    # kd_shuffled − kd: (−1, −1, −2) → −1.33 ± 0.33, behind; kd_uniform − kd on two seeds: (0, −1)
+    assert report.mechanism(configs) == (
+        "Mechanism (each control against what it dissects): kd_shuffled against kd: -1.33 ± 0.33 points (mean ± "
+        "standard error, 3 seeds): behind; kd_uniform against kd: -0.50 points on seeds 0, 1; not established "
+        "(2 of the 3 seeds needed).")
+    assert [report.dissected(c) for c in ("kd_shuffled", "il_a_uniform", "il_a_matched", "il_uniform_structure",
+                                          "kd")] == ["kd", "il_a", "il_a", None, None]
+    assert report.with_teacher({"standard": configs["standard"]}) is None
+    assert report.with_teacher({"kd": configs["kd"]}) is None
+    assert report.mechanism({"standard": configs["standard"], "kd": configs["kd"]}) is None
+    table = report.markdown_table([dict(r, arch="a", train_size=3, epochs=1, augment=False, best_accuracy=0.0,
+                                        commit="c", date="d", command="x", machine="m", tensorflow="t", keras="k")
+                                   for rs in configs.values() for r in rs], timing=False)
+    assert table.index("With a teacher") < table.index("Mechanism (") < table.index("Provenance")
+
+
 def test_best_chooses_by_paired_gain_on_the_given_seeds_and_skips_controls(tmp_path):
     import subprocess
     import sys

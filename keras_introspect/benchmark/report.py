@@ -241,6 +241,40 @@ def verdict(configs):
     return text
 
 
+def with_teacher(configs):
+    """How each teacher method fares against standard training, or None.
+
+    Outside the verdict: a teacher is what IL does without, and the
+    protocol's teacher trains longer than the student.
+    """
+    base = configs.get("standard")
+    teachers = _by_role(configs)["teacher"]
+    if not base or not teachers:
+        return None
+    readings = [f"{config} against standard training: {compare(rs, base)}" for config, rs in teachers.items()]
+    return "With a teacher (outside the verdict): " + "; ".join(readings) + "."
+
+
+def dissected(config):
+    """The configuration a control takes something from: its name without the marker (`kd_shuffled` → `kd`)."""
+    for marker in CONTROLS:
+        if config.endswith("_" + marker):
+            return config[:-len(marker) - 1]
+    return None
+
+
+def mechanism(configs):
+    """What each control loses or gains against the configuration it dissects, paired by seed, or None.
+
+    A control removes one thing — the teacher's class structure (`kd_shuffled`), every class
+    preference (`kd_uniform`, `il_..._uniform`) — so its difference from the full configuration is
+    what that thing adds (docs/method.md, section 5).
+    """
+    readings = [f"{config} against {dissected(config)}: {compare(rs, configs[dissected(config)])}"
+                for config, rs in configs.items() if role(rs[0]) == "control" and dissected(config) in configs]
+    return "Mechanism (each control against what it dissects): " + "; ".join(readings) + "." if readings else None
+
+
 def markdown_table(records, timing=True):
     """Mean ± std over seeds per configuration, one table per regime, and provenance.
 
@@ -276,7 +310,7 @@ def markdown_table(records, timing=True):
                           f"{step / base_step:.2f}×" if step and base_step else "—"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-        for reading in (qualification(configs), verdict(configs)):
+        for reading in (qualification(configs), verdict(configs), with_teacher(configs), mechanism(configs)):
             if reading:
                 lines += [reading, ""]
     commits = sorted({r["commit"] for r in records})
