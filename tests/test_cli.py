@@ -7,6 +7,7 @@ import pytest
 import tensorflow as tf
 from conftest import run_cli
 
+import keras_introspect as ki
 from keras_introspect.cli.main import main
 
 
@@ -15,7 +16,8 @@ def test_default_train_writes_every_artefact(tmp_path):
     result = run_cli("train", "--epochs", "3", "--output", str(out), "--verbose", "2")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Epoch 3/3" in result.stdout
-    for name in ("history.csv", "history.json", "metrics.json", "curves.png", "explanations.png", "model.keras"):
+    for name in ("history.csv", "history.json", "metrics.json", "curves.png", "reliability.png", "explanations.png",
+                 "model.keras"):
         assert (out / name).stat().st_size > 0, name
     assert (out / "serving" / "il" / "1" / "saved_model.pb").exists()  # TF Serving's <name>/<version>/
     assert f"--model_base_path={out / 'serving' / 'il'}" in result.stdout
@@ -25,6 +27,14 @@ def test_default_train_writes_every_artefact(tmp_path):
     assert metrics["test_accuracy"] == pytest.approx(history["val_accuracy"][-1], abs=1e-6)
     assert metrics["test_accuracy"] > 0.5  # 10 classes: chance is 0.1
     assert len((out / "history.csv").read_text().splitlines()) == 4
+    # The calibration error is that of the exported model's answers on the test split.
+    arrays = ki.data.load_arrays("digits")
+    served = tf.saved_model.load(str(out / "serving" / "il" / "1"))
+    probabilities = served.signatures["serving_default"](images=tf.constant(arrays.x_test))["probabilities"].numpy()
+    assert (probabilities.argmax(1) == arrays.y_test).mean() == pytest.approx(metrics["test_accuracy"], abs=1e-6)
+    assert metrics["test_ece"] == pytest.approx(ki.metrics.expected_calibration_error(arrays.y_test, probabilities),
+                                                abs=1e-5)
+    assert f"ECE {metrics['test_ece']:.4f}" in result.stdout
 
 
 def test_standard_method_and_il_knobs(tmp_path):

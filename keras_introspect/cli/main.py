@@ -27,8 +27,8 @@ DEFAULTS = {
     "digits": dict(arch="digits_cnn", epochs=30, batch_size=64, lr=0.05),
     "other": dict(arch="resnet20", epochs=30, batch_size=128, lr=0.1),
 }
-ARTEFACTS = ("history.csv", "history.json", "metrics.json", "curves.png", "explanations.png", "model.keras",
-             "serving")
+ARTEFACTS = ("history.csv", "history.json", "metrics.json", "curves.png", "reliability.png", "explanations.png",
+             "model.keras", "serving")
 
 
 class CliError(InputError):
@@ -310,6 +310,7 @@ def train(args):
 
     import keras_introspect as ki
     from keras_introspect import benchmark, plots, recipes
+    from keras_introspect.benchmark.runner import held_out_labels, test_probabilities
     from keras_introspect.export import export_for_serving
 
     defaults = DEFAULTS["digits" if args.dataset == "digits" else "other"]
@@ -347,18 +348,24 @@ def train(args):
         model.save(run.path("model.keras"))
         model = keras.saving.load_model(run.path("model.keras"))
     final = model.evaluate(splits.test, verbose=0, return_dict=True)
+    # Soft targets change confidence as much as accuracy: how far, and which way, is part of the result.
+    labels, probabilities = held_out_labels(splits), test_probabilities(model, splits.test)
+    reliability = ki.metrics.reliability(labels, probabilities)
 
     write_history(history, run.work)
     metrics = {
         "method": args.method, "dataset": args.dataset, "arch": protocol.arch, "epochs": protocol.epochs,
         "batch_size": protocol.batch_size, "lr": protocol.lr, "seed": args.seed, "train_size": splits.num_train,
-        "test_accuracy": final["accuracy"], "test_loss": final["loss"], "train_seconds": seconds,
+        "test_accuracy": final["accuracy"], "test_loss": final["loss"],
+        "test_ece": ki.metrics.expected_calibration_error(labels, probabilities), "train_seconds": seconds,
         "normalization": splits.normalization, "options": options,
         "config": model.get_config() | {"backbone": protocol.arch},
     }
     with open(run.path("metrics.json"), "w") as f:
         json.dump(metrics, f, indent=2, default=str)
-    plots.plot_history(history, run.path("curves.png"), title=f"{args.method} · {protocol.arch} · {args.dataset}")
+    title = f"{args.method} · {protocol.arch} · {args.dataset}"
+    plots.plot_history(history, run.path("curves.png"), title=title)
+    plots.plot_reliability({args.method: reliability}, run.path("reliability.png"), title=f"{title}, test split")
     write_explanations(model, splits, run.path("explanations.png"))
     model.save(run.path("model.keras"))
     if os.path.exists(run.path("serving")):
@@ -368,7 +375,7 @@ def train(args):
                                  normalization=splits.normalization)
     run.commit()
     serving = os.path.relpath(serving, run.work)
-    print(f"Test accuracy {final['accuracy']:.4f} after {seconds:.0f} s. Wrote {', '.join(ARTEFACTS[:-1])} and "
+    print(f"Test accuracy {final['accuracy']:.4f}, ECE {metrics['test_ece']:.4f} after {seconds:.0f} s. Wrote {', '.join(ARTEFACTS[:-1])} and "
           f"{serving}/ to {args.output} (TF Serving: --model_base_path="
           f"{os.path.join(args.output, os.path.dirname(serving))})")
     return metrics
