@@ -339,13 +339,14 @@ def test_a_resumed_run_times_every_epoch_including_the_interrupted_parts(tmp_pat
 
 
 def test_every_test_the_document_names_exists():
-    """docs/reliability.md's last column points at tests; a renamed or deleted one must not leave it pointing at nothing."""
+    """docs/reliability.md's last column points at tests: none may point at a renamed or deleted one."""
     import pathlib
     import re
 
     tests = pathlib.Path(__file__).parent
     document = (tests.parent / "docs" / "reliability.md").read_text()
-    defined = {path.name: set(re.findall(r"^def (test_\w+)", path.read_text(), re.M)) for path in tests.glob("test_*.py")}
+    defined = {path.name: set(re.findall(r"^def (test_\w+)", path.read_text(), re.M))
+               for path in tests.glob("test_*.py")}
     everywhere = set().union(*defined.values())
     named = re.findall(r"`(?:(test_\w+\.py)::)?(test_\w+)`", document)
     assert len(named) > 40

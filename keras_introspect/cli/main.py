@@ -375,8 +375,8 @@ def train(args):
                                  normalization=splits.normalization)
     run.commit()
     serving = os.path.relpath(serving, run.work)
-    print(f"Test accuracy {final['accuracy']:.4f}, ECE {metrics['test_ece']:.4f} after {seconds:.0f} s. Wrote {', '.join(ARTEFACTS[:-1])} and "
-          f"{serving}/ to {args.output} (TF Serving: --model_base_path="
+    print(f"Test accuracy {final['accuracy']:.4f}, ECE {metrics['test_ece']:.4f} after {seconds:.0f} s. "
+          f"Wrote {', '.join(ARTEFACTS[:-1])} and {serving}/ to {args.output} (TF Serving: --model_base_path="
           f"{os.path.join(args.output, os.path.dirname(serving))})")
     return metrics
 
