@@ -40,7 +40,7 @@ def summarize(labels, probabilities, table):
     accuracy = float((probabilities.argmax(1) == labels).mean())
     confidence = float(probabilities.max(1).mean())
     return {"accuracy": accuracy, "mean_confidence": confidence, "overconfidence": confidence - accuracy,
-            "ece": ki.metrics.expected_calibration_error(labels, probabilities, BINS),
+            "ece": ki.metrics.calibration_error(table),
             "reliability": {k: [None if np.isnan(v) else float(v) for v in table[k]] for k in table}}
 
 

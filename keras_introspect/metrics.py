@@ -93,7 +93,25 @@ def expected_calibration_error(labels, probabilities, bins=15):
     >>> expected_calibration_error([0, 1], [[0.9, 0.1], [0.8, 0.2]])   # 0.5·0.1 + 0.5·0.8
     0.45
     """
-    table = reliability(labels, probabilities, bins)
+    return calibration_error(reliability(labels, probabilities, bins))
+
+
+def calibration_error(table):
+    """ECE of a `reliability` table: the example-weighted mean gap between accuracy and confidence.
+
+    For a caller that already has the table (e.g. to draw it), so the bins are
+    not computed twice.
+
+    Args:
+        table: what `reliability` returns.
+
+    Returns:
+        A float in [0, 1].
+
+    Example:
+    >>> calibration_error(reliability([0, 1], [[0.9, 0.1], [0.8, 0.2]]))
+    0.45
+    """
     filled = table["count"] > 0
     gaps = np.abs(table["accuracy"][filled] - table["confidence"][filled])
     return float((table["count"][filled] * gaps).sum() / table["count"].sum())

@@ -349,15 +349,14 @@ def train(args):
         model = keras.saving.load_model(run.path("model.keras"))
     final = model.evaluate(splits.test, verbose=0, return_dict=True)
     # Soft targets change confidence as much as accuracy: how far, and which way, is part of the result.
-    labels, probabilities = held_out_labels(splits), test_probabilities(model, splits.test)
-    reliability = ki.metrics.reliability(labels, probabilities)
+    reliability = ki.metrics.reliability(held_out_labels(splits), test_probabilities(model, splits.test))
 
     write_history(history, run.work)
     metrics = {
         "method": args.method, "dataset": args.dataset, "arch": protocol.arch, "epochs": protocol.epochs,
         "batch_size": protocol.batch_size, "lr": protocol.lr, "seed": args.seed, "train_size": splits.num_train,
         "test_accuracy": final["accuracy"], "test_loss": final["loss"],
-        "test_ece": ki.metrics.expected_calibration_error(labels, probabilities), "train_seconds": seconds,
+        "test_ece": ki.metrics.calibration_error(reliability), "train_seconds": seconds,
         "normalization": splits.normalization, "options": options,
         "config": model.get_config() | {"backbone": protocol.arch},
     }
