@@ -76,7 +76,9 @@ def plot_reliability(tables, path=None, title=None):
         diagram.plot(np.asarray(table["confidence"])[filled], np.asarray(table["accuracy"])[filled], color=color,
                      marker=marker, markersize=4, linewidth=1)
         width = 1.0 / len(table["count"])
-        spread.plot(np.asarray(table["upper"]) - width / 2, np.asarray(table["count"]) / np.sum(table["count"]),
+        # An empty bin has no point on a log axis: NaN breaks the line there instead of drawing it to the edge.
+        share = np.where(filled, np.asarray(table["count"]) / np.sum(table["count"]), np.nan)
+        spread.plot(np.asarray(table["upper"]) - width / 2, share,
                     color=color, marker=marker, markersize=4, linewidth=1, label=name)
     diagram.set(xlabel="mean confidence in the bin", ylabel="accuracy in the bin", xlim=(0, 1), ylim=(0, 1),
                 title="reliability (below the dashed diagonal: over-confident)")
