@@ -15,11 +15,7 @@ Example:
 """
 
 import argparse
-import hashlib
-import json
 import os
-import shutil
-import time
 
 import keras_introspect as ki
 from keras_introspect import benchmark
@@ -102,38 +98,6 @@ def make_protocol(args):
     return benchmark.Protocol("sweep", args.data, **{**SWEEP_DEFAULTS, **overrides})
 
 
-def run_key(protocol, config, seed, train_size):
-    return (config, seed, train_size, protocol.epochs, protocol.augment, protocol.arch)
-
-
-def record_key(record):
-    return (record["config"], record["seed"], record["train_size"], record["epochs"], record["augment"],
-            record["arch"])
-
-
-def backup_dir(root, protocol, key):
-    """Where one run keeps its per-epoch state: stable across restarts, distinct per run."""
-    digest = hashlib.sha1(json.dumps([protocol.name, *key]).encode()).hexdigest()[:10]
-    return os.path.join(root, f"{protocol.name}-{key[0]}-seed{key[1]}-{digest}")
-
-
-def model_path(args, protocol, config, seed):
-    """Where --save-models keeps a finished run's model (None without it)."""
-    if not args.save_models:
-        return None
-    return os.path.join(args.save_models, f"{protocol.name}-{config}-seed{seed}.keras")
-
-
-def run(arrays, protocol, config, seed, args, backup=None):
-    method, options = CONFIGS[config]
-    save_to = model_path(args, protocol, config, seed)
-    if save_to and os.path.exists(save_to):
-        # saved by a run that stopped before its record was written; keep it, under another name
-        os.replace(save_to, f"{save_to}.unrecorded-{int(time.time())}")
-    return benchmark.run_one(arrays, protocol, method, options, seed, config=config, teacher=args.teacher,
-                             backup_dir=backup, save_to=save_to)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="dataset name or ImageFolder path")
@@ -159,30 +123,9 @@ def main(argv=None):
         help="where unfinished runs keep their per-epoch state (default: $KERAS_INTROSPECT_CACHE/backups)")
     args = parser.parse_args(argv)
     protocol = make_protocol(args)
-    arrays = ki.data.load_arrays(args.data)
-    train_size = protocol.train_examples(len(arrays.y_train))
-    done = {record_key(r) for r in benchmark.report.load(args.out)} if os.path.exists(args.out) else set()
-    if args.train_teacher and args.teacher and not os.path.exists(args.teacher):
-        backup = os.path.join(args.backup_root, f"{protocol.name}-teacher")
-        print(f"=== teacher → {args.teacher}", flush=True)
-        info = benchmark.train_teacher(arrays, protocol, args.teacher, backup_dir=backup)
-        with open(os.path.join(os.path.dirname(os.path.abspath(args.teacher)), "teacher.json"), "w") as f:
-            json.dump(info | benchmark.provenance(), f, indent=2)
-        shutil.rmtree(backup)
-    for seed in args.seeds:
-        for config in args.configs:
-            key = run_key(protocol, config, seed, train_size)
-            if key in done:
-                print(f"skip {key}: already in {args.out}", flush=True)
-                continue
-            backup = backup_dir(args.backup_root, protocol, key)
-            resumed = " (resuming)" if os.path.isdir(backup) else ""
-            print(f"=== {config} seed {seed}{resumed}", flush=True)
-            result = run(arrays, protocol, config, seed, args, backup)
-            print(f"=== {config} seed {seed}: final {result['final_accuracy']:.4f} best "
-                  f"{result['best_accuracy']:.4f} ECE {result['ece']:.4f}", flush=True)
-            benchmark.report.append(args.out, result)
-            shutil.rmtree(backup)
+    benchmark.run_sweep(ki.data.load_arrays(args.data), protocol, {name: CONFIGS[name] for name in args.configs},
+                        args.seeds, args.out, args.backup_root, teacher=args.teacher, train_teacher=args.train_teacher,
+                        save_models=args.save_models)
 
 
 if __name__ == "__main__":

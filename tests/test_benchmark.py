@@ -72,6 +72,55 @@ def test_an_interrupted_benchmark_resumes_from_its_last_epoch_and_another_recipe
     assert [r["epochs"] for r in report.load(out / "results.jsonl")] == [2, 1]
 
 
+def test_a_results_file_holds_one_protocol_on_one_dataset(tmp_path):
+    """Appending another recipe's runs would mix two regimes in one table; a moved dataset folder is the same data."""
+    from keras_introspect.benchmark import sweep
+
+    out = tmp_path / "results.jsonl"
+    record = {"config": "standard", "seed": 0, "train_size": 9469, "epochs": 30, "augment": True,
+              "arch": "resnet18_w32", "protocol": "long", "dataset": "/old/cache/imagenette-128px"}
+    early = {k: v for k, v in record.items() if k not in ("protocol", "dataset")}  # a sweep's first records lacked them
+    out.write_text(json.dumps(record) + "\n" + json.dumps({**early, "seed": 1}) + "\n")
+    long = protocols.get("long", dataset="/new/cache/imagenette-128px/")
+    assert sweep.finished_runs(out, long) == {("standard", 0, 9469, 30, True, "resnet18_w32"),
+                                              ("standard", 1, 9469, 30, True, "resnet18_w32")}
+    assert sweep.finished_runs(tmp_path / "none.jsonl", long) == set()
+    with pytest.raises(InputError, match=r"holds runs of protocol 'long', not 'cpu' on 'imagenette-128px'; give"):
+        sweep.finished_runs(out, protocols.get("cpu", dataset="/new/cache/imagenette-128px"))
+    with pytest.raises(InputError, match=r"holds runs of dataset '/old/cache/imagenette-128px', not 'long' on 'cifar"):
+        sweep.finished_runs(out, protocols.get("long", dataset="/old/cache/cifar10-jpeg"))
+
+
+def test_backup_directories_are_stable_per_run_and_distinct_per_recipe():
+    from keras_introspect.benchmark import sweep
+
+    long = protocols.get("long", dataset="imagenette")
+    path = sweep.backup_dir("/b", long, "kd", 2)
+    assert path == sweep.backup_dir("/b", protocols.get("long", dataset="imagenette"), "kd", 2)  # across restarts
+    assert path.startswith("/b/long-kd-seed2-") and len(path) == len("/b/long-kd-seed2-") + 10
+    others = {sweep.backup_dir("/b", long, "kd", 1), sweep.backup_dir("/b", long, "kd_uniform", 2),
+              sweep.backup_dir("/b", protocols.get("long", dataset="imagenette", epochs=31), "kd", 2),
+              sweep.backup_dir("/b", protocols.get("long", dataset="other"), "kd", 2)}
+    assert path not in others and len(others) == 4
+    assert sweep.backup_dir("/b", long, "teacher").startswith("/b/long-teacher-")
+
+
+def test_a_sweep_refuses_a_missing_teacher_before_training_anything(tmp_path, capsys):
+    import keras_introspect as ki
+
+    arrays = ki.data.load_arrays("digits")
+    quick = protocols.get("quick", dataset="digits", epochs=1)
+    missing = str(tmp_path / "teacher.keras")
+    with pytest.raises(InputError, match="teacher file .*teacher.keras' does not exist"):
+        ki.benchmark.run_sweep(arrays, quick, {"standard": ("standard", {}), "kd": ("kd", {})}, [0],
+                               tmp_path / "results.jsonl", tmp_path / "backups", teacher=missing)
+    assert "Epoch" not in capsys.readouterr().out and not (tmp_path / "results.jsonl").exists()
+    # no configuration needs it: the missing file does not matter
+    [record] = ki.benchmark.run_sweep(arrays, quick, {"standard": ("standard", {})}, [0], tmp_path / "results.jsonl",
+                                      tmp_path / "backups", teacher=missing, verbose=0)
+    assert report.load(tmp_path / "results.jsonl") == [record] and not list((tmp_path / "backups").iterdir())
+
+
 def test_protocol_overrides_and_errors():
     assert protocols.get("cpu", dataset="/data/cifar").dataset == "/data/cifar"
     assert protocols.get("paper").schedule == "step" and protocols.get("paper").epochs == 200

@@ -3,15 +3,20 @@
 from keras_introspect.benchmark.protocols import PROTOCOLS, Protocol, get
 from keras_introspect.benchmark.report import markdown_table, update_doc, write_report
 from keras_introspect.benchmark.runner import StepTimer, provenance, run_one, train_teacher
+from keras_introspect.benchmark.sweep import backup_dir, ensure_teacher, finished_runs, run_sweep
 
 __all__ = [
     "PROTOCOLS",
     "Protocol",
     "StepTimer",
+    "backup_dir",
+    "ensure_teacher",
+    "finished_runs",
     "get",
     "markdown_table",
     "provenance",
     "run_one",
+    "run_sweep",
     "train_teacher",
     "update_doc",
     "write_report",

@@ -11,8 +11,6 @@ benchmarks use too.
 
 import argparse
 import csv
-import dataclasses
-import hashlib
 import json
 import math
 import os
@@ -185,44 +183,14 @@ def benchmark(args):
     arrays = data.load_arrays(protocol.dataset, data_dir=args.data_dir, download=args.download)
     os.makedirs(args.output, exist_ok=True)
     results = os.path.join(args.output, "results.jsonl")
-    train_size = protocol.train_examples(len(arrays.y_train))
-    # A record answers only the same recipe: another --epochs or --train-size is another run.
-    done = {(r["config"], r["seed"], r["protocol"], r["dataset"], r["epochs"], r["train_size"])
-            for r in bench.report.load(results)} if os.path.exists(results) else set()
-    # Each run saves its state after every epoch here and resumes from it when the command is run again;
-    # the recipe's digest keeps a run with other settings from resuming another's state.
+    # Each run saves its state after every epoch under backups/ and resumes from it when the command is run again.
     backups = os.path.join(args.output, "backups")
-    digest = hashlib.sha1(json.dumps(dataclasses.asdict(protocol), sort_keys=True, default=str).encode()).hexdigest()[:10]
-    teacher = args.teacher
-    if teacher is None and set(args.methods) & set(bench.runner.TEACHER_METHODS):
-        teacher = os.path.join(args.output, "teacher.keras")
-        if not os.path.exists(teacher):
-            backup = os.path.join(backups, f"teacher-{digest}")
-            print(f"Training the {protocol.name} teacher → {teacher}{_resuming(backup)}", flush=True)
-            info = bench.train_teacher(arrays, protocol, teacher, verbose=args.verbose, backup_dir=backup)
-            with open(os.path.join(args.output, "teacher.json"), "w") as f:
-                json.dump(info | bench.provenance(), f, indent=2)
-            shutil.rmtree(backup)
-    elif teacher is not None and not os.path.exists(teacher):
-        raise CliError(f"teacher file {teacher!r} does not exist")
-    for seed in args.seeds:
-        for method in args.methods:
-            if (method, seed, protocol.name, protocol.dataset, protocol.epochs, train_size) in done:
-                print(f"skip {method} seed {seed}: already in {results}", flush=True)
-                continue
-            backup = os.path.join(backups, f"{method}-seed{seed}-{digest}")
-            print(f"=== {method} seed {seed} ({protocol.name}){_resuming(backup)}", flush=True)
-            record = bench.run_one(arrays, protocol, method, {}, seed, teacher=teacher, verbose=args.verbose,
-                                   backup_dir=backup)
-            bench.report.append(results, record)
-            shutil.rmtree(backup)  # only once its record is safe
-            print(f"=== {method} seed {seed}: final accuracy {record['final_accuracy']:.4f}", flush=True)
+    # Without --teacher, the protocol's teacher is trained into the output directory (once).
+    teacher = args.teacher or os.path.join(args.output, "teacher.keras")
+    bench.run_sweep(arrays, protocol, {method: (method, {}) for method in args.methods}, args.seeds, results, backups,
+                    teacher=teacher, train_teacher=args.teacher is None, verbose=args.verbose)
     print(bench.write_report(results, args.output))
     return results
-
-
-def _resuming(backup):
-    return " (resuming)" if os.path.isdir(backup) else ""
 
 
 def method_options(args):
