@@ -129,6 +129,26 @@ def train_seconds(history, start):
     return sum(history["epoch_seconds"]) if "epoch_seconds" in history else time.time() - start
 
 
+def plain_copy(model):
+    """A trained library model without its training state: a fresh instance of its class with its weights.
+
+    What a file others only predict with (a teacher, a published model) needs: `model.save` keeps the
+    optimizer's slots too (for SGD with momentum, another copy of every weight).
+
+    Args:
+        model: a library model (`ClassifierTrainer`), trained.
+
+    Returns:
+        An uncompiled model of the same class and configuration, with the same weights.
+
+    Example:
+    >>> ki.recipes.plain_copy(model).save("teacher.keras")
+    """
+    fresh = model.__class__.from_config(model.get_config())
+    fresh.backbone.set_weights(model.backbone.get_weights())
+    return fresh
+
+
 def resumable(backup_dir):
     """Callbacks that make a run survive interruption, and a reader of its whole history.
 

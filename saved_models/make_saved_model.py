@@ -88,13 +88,6 @@ def training_log(args):
     return "\n".join(lines) + "\n"
 
 
-def plain_model(model):
-    """The trained model without optimizer state: a fresh instance of its class with its weights."""
-    fresh = model.__class__.from_config(model.get_config())
-    fresh.backbone.set_weights(model.backbone.get_weights())
-    return fresh
-
-
 def evaluate(path, images, labels, batch=250):
     served = tf.saved_model.load(str(path))
     correct = 0
@@ -128,7 +121,7 @@ def main(argv=None):
     try:
         version = ki.export.export_for_serving(model, HERE, args.name, version=1, normalization=normalization)
         accuracy, served = evaluate(version, arrays.x_test.astype("float32"), arrays.y_test)
-        plain_model(model).save(target / "model.keras")
+        ki.recipes.plain_copy(model).save(target / "model.keras")
         (target / "training.log").write_text(training_log(args))
         (target / "history.json").write_text(json.dumps(history, indent=1))
         ki.export.write_rest_example(served, arrays.x_test[:1].astype("float32"), target)

@@ -121,6 +121,27 @@ def test_a_sweep_refuses_a_missing_teacher_before_training_anything(tmp_path, ca
     assert report.load(tmp_path / "results.jsonl") == [record] and not list((tmp_path / "backups").iterdir())
 
 
+def test_a_teacher_file_holds_its_weights_not_its_training_state(tmp_path):
+    """Students only predict with a teacher: its file needs no optimizer slots (SGD momentum doubles it)."""
+    import keras
+
+    import keras_introspect as ki
+    from keras_introspect.benchmark import runner
+
+    arrays = ki.data.load_arrays("digits")
+    quick = protocols.get("quick", dataset="digits", epochs=1)
+    info = runner.train_teacher(arrays, quick, str(tmp_path / "teacher.keras"), verbose=0)
+    teacher = keras.saving.load_model(tmp_path / "teacher.keras")
+    assert getattr(teacher, "optimizer", None) is None and not teacher.compiled
+    splits = recipes.make_splits(arrays, quick, seed=0)
+    predicted = runner.test_probabilities(teacher, splits.test).argmax(-1)
+    # the trained weights, not a fresh initialization: its accuracy is the one its history ends with
+    assert abs(float((predicted == runner.held_out_labels(splits)).mean()) - info["test_accuracy"]) < 1e-6
+    trained, _, _ = recipes.train_method(arrays, quick, "standard", {}, 0, verbose=0)
+    trained.save(tmp_path / "with_optimizer.keras")
+    assert (tmp_path / "teacher.keras").stat().st_size < 0.7 * (tmp_path / "with_optimizer.keras").stat().st_size
+
+
 def test_protocol_overrides_and_errors():
     assert protocols.get("cpu", dataset="/data/cifar").dataset == "/data/cifar"
     assert protocols.get("paper").schedule == "step" and protocols.get("paper").epochs == 200

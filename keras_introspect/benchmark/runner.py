@@ -140,7 +140,7 @@ def train_teacher(arrays, protocol, path, seed=0, verbose=2, backup_dir=None):
     model, splits, history = recipes.train_method(arrays, teacher_protocol, "standard", {}, seed, verbose=verbose,
                                                   backup_dir=backup_dir)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    model.save(path)
+    recipes.plain_copy(model).save(path)  # its students only predict with it
     return {"path": path, "arch": teacher_protocol.arch, "epochs": teacher_protocol.epochs,
             "test_accuracy": history["val_accuracy"][-1], "history": history,
             "normalization": splits.normalization}
