@@ -126,7 +126,8 @@ def run_sweep(arrays, protocol, configs, seeds, out, backup_root, teacher=None, 
     ...                        "results.jsonl", "backups")
     """
     done = finished_runs(out, protocol)
-    if teacher is not None and not os.path.exists(teacher) and any(is_teacher_method(m) for m, _ in configs.values()):
+    needs_teacher = any(registry.get(method).teacher for method, _ in configs.values())
+    if needs_teacher and teacher is not None and not os.path.exists(teacher):
         if not train_teacher:
             raise InputError(f"teacher file {teacher!r} does not exist")
         ensure_teacher(arrays, protocol, teacher, backup_root, verbose=verbose)
@@ -153,10 +154,6 @@ def run_sweep(arrays, protocol, configs, seeds, out, backup_root, teacher=None, 
             print(f"=== {config} seed {seed}: final {record['final_accuracy']:.4f} best "
                   f"{record['best_accuracy']:.4f} ECE {record['ece']:.4f}", flush=True)
     return appended
-
-
-def is_teacher_method(method):
-    return registry.get(method).teacher
 
 
 def resuming(backup):
