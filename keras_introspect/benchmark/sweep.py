@@ -13,10 +13,8 @@ import os
 import shutil
 import time
 
-from keras_introspect.benchmark import report
-from keras_introspect.benchmark.runner import provenance, run_one, train_teacher
+from keras_introspect.benchmark import report, runner
 from keras_introspect.errors import InputError
-from keras_introspect.methods import registry
 
 
 def run_key(config, seed, train_size, protocol):
@@ -49,12 +47,12 @@ def finished_runs(path, protocol):
     if not os.path.exists(path):
         return set()
     records = report.load(path)
+    mine = {"protocol": protocol.name, "dataset": dataset_name(protocol.dataset)}
     for record in records:
+        theirs = {"protocol": record.get("protocol"),
+                  "dataset": record.get("dataset") and dataset_name(record["dataset"])}
         # the earliest records of a sweep predate these two fields
-        other = [f"{field} {record[field]!r}" for field, mine, theirs in (
-            ("protocol", protocol.name, record.get("protocol")),
-            ("dataset", dataset_name(protocol.dataset), record.get("dataset") and dataset_name(record["dataset"])))
-            if theirs is not None and theirs != mine]
+        other = [f"{field} {record[field]!r}" for field in mine if theirs[field] not in (None, mine[field])]
         if other:
             raise InputError(f"{path} holds runs of {' and '.join(other)}, not {protocol.name!r} on "
                              f"{dataset_name(protocol.dataset)!r}; give this sweep another results file")
@@ -88,9 +86,9 @@ def ensure_teacher(arrays, protocol, path, backup_root, verbose=2):
         return path
     backup = backup_dir(backup_root, protocol, "teacher")
     print(f"=== teacher ({protocol.name}) → {path}{resuming(backup)}", flush=True)
-    info = train_teacher(arrays, protocol, path, verbose=verbose, backup_dir=backup)
+    info = runner.train_teacher(arrays, protocol, path, verbose=verbose, backup_dir=backup)
     with open(os.path.join(os.path.dirname(os.path.abspath(path)), "teacher.json"), "w") as f:
-        json.dump(info | provenance(), f, indent=2)
+        json.dump(info | runner.provenance(), f, indent=2)
     shutil.rmtree(backup)
     return path
 
@@ -126,7 +124,7 @@ def run_sweep(arrays, protocol, configs, seeds, out, backup_root, teacher=None, 
     ...                        "results.jsonl", "backups")
     """
     done = finished_runs(out, protocol)
-    needs_teacher = any(registry.get(method).teacher for method, _ in configs.values())
+    needs_teacher = any(method in runner.TEACHER_METHODS for method, _ in configs.values())
     if needs_teacher and teacher is not None and not os.path.exists(teacher):
         if not train_teacher:
             raise InputError(f"teacher file {teacher!r} does not exist")
@@ -146,8 +144,8 @@ def run_sweep(arrays, protocol, configs, seeds, out, backup_root, teacher=None, 
                 if os.path.exists(save_to):
                     # saved by a run that stopped before its record was written: kept, under another name
                     os.replace(save_to, f"{save_to}.unrecorded-{int(time.time())}")
-            record = run_one(arrays, protocol, method, options, seed, config=config, teacher=teacher, verbose=verbose,
-                             backup_dir=backup, save_to=save_to)
+            record = runner.run_one(arrays, protocol, method, options, seed, config=config, teacher=teacher,
+                                    verbose=verbose, backup_dir=backup, save_to=save_to)
             report.append(out, record)
             shutil.rmtree(backup)  # only once its record is safe
             appended.append(record)
