@@ -77,6 +77,18 @@ CONFIGS = {
     # Class-level targets with the spread of the model's own predictions (τ = 1) instead of τ = 0.1's nearly one-hot
     # second label (benchmarks/results/class_structure/long_seed0.md).
     "il_class_targets_tau1": ("il", {"class_targets": True, "target_temperature": 1.0}),
+    # Issue 28: targets that carry what a teacher's carry — each example's own confidence and the classes'
+    # responses, not only the maps' arrangement. The default for reference, then: similarities that keep the
+    # responses (uncentered maps, projected on the true class's map: z_j / z_y for uniform features) turned
+    # into a per-example softmax (τ = 0.3 puts about KD's 0.77 on the true class when the others' similarities
+    # are near 0); the same at KD's strength (a = 0.9, T = 4); and the shape-only similarity (centered cosine)
+    # with the same per-example softmax.
+    "il_default": ("il", {}),
+    "il_responses": ("il", {"similarity": "projection", "center": False, "form": "softmax",
+                            "target_temperature": 0.3}),
+    "il_responses_kd": ("il", {"similarity": "projection", "center": False, "form": "softmax",
+                               "target_temperature": 0.3, "alpha": 0.9, "temperature": 4.0}),
+    "il_shape_softmax": ("il", {"form": "softmax", "target_temperature": 0.3}),
 }
 # The mechanism, per IL variant of issue 10: the same schedule and non-true mass with the structure removed
 # (all similarities equal, so the mass is spread uniformly over the non-true classes).

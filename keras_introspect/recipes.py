@@ -193,13 +193,26 @@ def resumable(backup_dir):
     return callbacks, read_history
 
 
+def fit_source(source, protocol):
+    """The data a run fits on: `source` itself, or, when the protocol holds out a validation split, the
+    training images with that split as the held-out one (`ArrayData.validation_split`, always drawn
+    with seed 0) — the test split then plays no part in training or in any choice."""
+    if not protocol.validation_fraction:
+        return source
+    if not hasattr(source, "validation_split"):
+        raise InputError(f"The {protocol.name!r} protocol holds out a validation split of the training images, "
+                         "which needs the dataset in memory (data.load_arrays), not streamed from files.")
+    return source.validation_split(protocol.validation_fraction, seed=0)
+
+
 def make_splits(source, protocol, seed):
     """The recipe's pipelines of a dataset (`ArrayData` or a streaming source).
 
     The training subset is drawn with seed 0 whatever `seed` is, so that every
-    seed and every method sees the same images.
+    seed and every method sees the same images. With a protocol that holds out
+    a validation split, `splits.test` is that split (see `fit_source`).
     """
-    return source.splits(batch_size=protocol.batch_size, augment=protocol.augment, train_size=protocol.train_size,
+    return fit_source(source, protocol).splits(batch_size=protocol.batch_size, augment=protocol.augment, train_size=protocol.train_size,
                          seed=seed, subset_seed=0)
 
 

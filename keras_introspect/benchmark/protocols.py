@@ -9,6 +9,12 @@
   cosine decay, batch 64, crop+flip: long enough to overfit, the regime in
   which regularizers can help (docs/comparators.md); ~40 minutes a run on 2
   CPU cores.
+* `fair` — the `cpu` recipe made for model selection: 10% of each class of
+  CIFAR-10's training images (5,000) are held out as a validation split, on
+  which every choice is made; the 10,000 training images are drawn from the
+  other 45,000; 20 epochs. The test split is touched only for the verdict
+  (`runner.run_one` records validation and test separately). ~10 minutes a
+  run on 2 CPU cores.
 * `paper` — the standard GPU recipe: full CIFAR, 200 epochs, SGD 0.1 with
   steps at epochs 100 and 150, batch 128, weight decay 5e-4.
 """
@@ -33,6 +39,9 @@ class Protocol:
     teacher_epochs_factor: int = 2  # the teacher trains this many times longer
     bn_momentum: float | None = None  # None: Keras's 0.99
     sync_bn: bool = False  # synchronize BatchNorm statistics across replicas
+    # Hold out this share of each class's training images as the validation split (drawn with seed 0, the
+    # same for every seed and method): fit validates on it, the test split is kept for the verdict.
+    validation_fraction: float | None = None
 
     def train_examples(self, available):
         """How many of `available` training examples a run uses (`train_size` caps them; None uses all).
@@ -48,6 +57,8 @@ PROTOCOLS = {
     "quick": Protocol("quick", "digits", "digits_cnn", epochs=3, batch_size=64, lr=0.05),
     "cpu": Protocol("cpu", "cifar10", "resnet20", epochs=15, batch_size=128, lr=0.05, train_size=10_000),
     "long": Protocol("long", "imagenette", "resnet18_w32", epochs=30, batch_size=64, lr=0.05),
+    "fair": Protocol("fair", "cifar10", "resnet20", epochs=20, batch_size=128, lr=0.05, train_size=10_000,
+                     validation_fraction=0.1),
     "paper": Protocol("paper", "cifar100", "resnet20", epochs=200, batch_size=128, lr=0.1, schedule="step",
                       teacher_arch="resnet56", teacher_epochs_factor=1),
 }

@@ -16,6 +16,7 @@ from keras_introspect import recipes
 from keras_introspect.errors import InputError
 from keras_introspect.methods import registry
 from keras_introspect.recipes import check_teacher_normalization  # noqa: F401  (re-exported)
+from keras_introspect import metrics
 from keras_introspect.metrics import expected_calibration_error
 
 TEACHER_METHODS = tuple(name for name, spec in registry.METHODS.items() if spec.teacher)
@@ -94,15 +95,18 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
     accuracies = history["val_accuracy"]
     probabilities = test_probabilities(model, splits.test)
     labels = held_out_labels(splits)
+    if protocol.validation_fraction:
+        scores = validation_and_test(model, splits, arrays, probabilities, labels)
+    else:  # the older protocols validate on the test split; no choice may be made on these records
+        scores = {"final_accuracy": accuracies[-1], "best_accuracy": max(accuracies),
+                  "ece": expected_calibration_error(labels, probabilities)}
     record = {
-        "config": config or method, "method": method, "options": options, "seed": seed,
-        "final_accuracy": accuracies[-1], "best_accuracy": max(accuracies),
-        "ece": expected_calibration_error(labels, probabilities),
+        "config": config or method, "method": method, "options": options, "seed": seed, **scores,
         "wall_seconds": time.time() - start, "train_seconds": recipes.train_seconds(history, start),
         "step_seconds": timer.median, "history": history,
         "protocol": protocol.name, "dataset": protocol.dataset, "arch": protocol.arch,
         "train_size": splits.num_train, "epochs": protocol.epochs, "batch_size": protocol.batch_size,
-        "lr": protocol.lr, "augment": protocol.augment,
+        "lr": protocol.lr, "augment": protocol.augment, "validation_fraction": protocol.validation_fraction,
         "normalization": splits.normalization, **origin,
     }
     if save_to is not None:
@@ -112,6 +116,33 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
         ensemble = model.ensemble_predict(splits.test, verbose=0).numpy().argmax(-1)
         record["ensemble_accuracy"] = float((ensemble == labels).mean())
     return record
+
+
+def validation_and_test(model, splits, arrays, val_probabilities, val_labels):
+    """The scores of a run whose protocol holds out a validation split: the final epoch's accuracy and ECE
+    on validation (for choices) and on test (for the verdict), and the test ECE after temperature scaling
+    fitted on validation — no best-over-epochs number, which would be a choice made on the scored split.
+    """
+    test = tf.data.Dataset.from_tensor_slices(arrays.x_test).batch(splits.batch_size)
+    test = test.map(lambda x: (tf.cast(x, tf.float32) - splits.mean) / splits.std)
+    test_probs = test_probabilities(model, test)
+    test_labels = np.asarray(arrays.y_test)
+    temperature = metrics.fit_temperature(val_labels, val_probabilities)
+    return {
+        "val_accuracy": accuracy(val_labels, val_probabilities),
+        "val_ece": metrics.expected_calibration_error(val_labels, val_probabilities),
+        "test_accuracy": accuracy(test_labels, test_probs),
+        "test_ece": metrics.expected_calibration_error(test_labels, test_probs),
+        "temperature": temperature,
+        "test_ece_scaled": metrics.expected_calibration_error(
+            test_labels, metrics.scale_temperature(test_probs, temperature)),
+        "num_validation": len(val_labels), "num_test": len(test_labels),
+    }
+
+
+def accuracy(labels, probabilities):
+    """Top-1 accuracy of predicted distributions."""
+    return float((np.argmax(probabilities, axis=-1) == np.ravel(labels)).mean())
 
 
 def held_out_labels(splits):

@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 
+from keras_introspect import recipes
 from keras_introspect.benchmark import report, runner
 from keras_introspect.errors import InputError
 
@@ -129,7 +130,7 @@ def run_sweep(arrays, protocol, configs, seeds, out, backup_root, teacher=None, 
         if not train_teacher:
             raise InputError(f"teacher file {teacher!r} does not exist")
         ensure_teacher(arrays, protocol, teacher, backup_root, verbose=verbose)
-    train_size = protocol.train_examples(len(arrays.y_train))
+    train_size = protocol.train_examples(len(recipes.fit_source(arrays, protocol).y_train))
     appended = []
     for seed in seeds:
         for config, (method, options) in configs.items():
@@ -149,9 +150,17 @@ def run_sweep(arrays, protocol, configs, seeds, out, backup_root, teacher=None, 
             report.append(out, record)
             shutil.rmtree(backup)  # only once its record is safe
             appended.append(record)
-            print(f"=== {config} seed {seed}: final {record['final_accuracy']:.4f} best "
-                  f"{record['best_accuracy']:.4f} ECE {record['ece']:.4f}", flush=True)
+            print(f"=== {config} seed {seed}: {summary(record)}", flush=True)
     return appended
+
+
+def summary(record):
+    """A finished run's scores in one line."""
+    if "val_accuracy" in record:
+        return (f"validation {record['val_accuracy']:.4f} (ECE {record['val_ece']:.4f}), test "
+                f"{record['test_accuracy']:.4f} (ECE {record['test_ece']:.4f}, {record['test_ece_scaled']:.4f} "
+                f"at T {record['temperature']:.2f})")
+    return f"final {record['final_accuracy']:.4f} best {record['best_accuracy']:.4f} ECE {record['ece']:.4f}"
 
 
 def resuming(backup):

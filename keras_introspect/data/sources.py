@@ -53,6 +53,37 @@ class ArrayData:
         return make_pipelines(self, batch_size=batch_size, augment=augment, train_size=train_size, seed=seed,
                               subset_seed=subset_seed, eval_batch_size=eval_batch_size)
 
+    def validation_split(self, fraction, seed=0):
+        """These arrays with a stratified `fraction` of the training images held out as the held-out split.
+
+        What model selection needs: choices are made on images held out from the training set, and the
+        test split stays untouched for the final verdict. The held-out images are the same for every
+        `seed` of a run (they depend on `seed` here only, default 0).
+
+        Args:
+            fraction: share of each class's training images to hold out, in (0, 1).
+            seed: seed of the (stratified) draw.
+
+        Returns:
+            `ArrayData` whose `x_train`/`y_train` are the remaining training images and whose
+            `x_test`/`y_test` are the validation images; the test split is not in it.
+
+        Example:
+        >>> fit_data = ki.data.load_arrays("cifar10").validation_split(0.1)   # 45,000 / 5,000
+        """
+        fraction = float(fraction)
+        if not 0.0 < fraction < 1.0:
+            raise InputError(f"validation fraction must be in (0, 1), got {fraction}.")
+        counts = np.bincount(np.asarray(self.y_train))
+        if counts[counts > 0].min() * fraction < 1:
+            raise InputError(f"a validation fraction of {fraction} holds out no image of the smallest class "
+                             f"({counts[counts > 0].min()} training images); use a larger fraction.")
+        from sklearn.model_selection import train_test_split
+
+        x_fit, x_val, y_fit, y_val = train_test_split(self.x_train, self.y_train, test_size=fraction,
+                                                      random_state=seed, stratify=self.y_train)
+        return ArrayData(f"{self.name} (validation {fraction:g})", x_fit, y_fit, x_val, y_val, list(self.class_names))
+
 
 def digits(test_fraction=0.2, seed=0):
     """scikit-learn's 8×8 handwritten digits (1,797 images, bundled, no download).

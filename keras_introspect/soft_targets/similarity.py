@@ -54,7 +54,22 @@ def euclidean(flat, reference):
     return -tf.norm(unit - ref, axis=-1)
 
 
-SIMILARITIES = {"cosine": cosine, "dot": dot, "euclidean": euclidean}
+def projection(flat, reference):
+    """Each map's component along the reference map, in units of it: <m_j, m_y> / <m_y, m_y>.
+
+    1 for the reference itself. Unlike the cosine it keeps how *strongly* a map
+    responds, not only how it is arranged: for uncentered CAM maps over spatially
+    uniform features it is z_j / z_y, the ratio of the two classes' responses
+    (logits without bias), so an example the model finds ambiguous gets similarities
+    near 1 and a clear one similarities near 0 or below. 0 where the reference map is
+    all zeros.
+    """
+    ref = _reference(flat, reference)
+    energy = tf.reduce_sum(ref * ref, axis=-1)
+    return tf.reduce_sum(flat * ref, axis=-1) / tf.maximum(energy, EPSILON)
+
+
+SIMILARITIES = {"cosine": cosine, "dot": dot, "euclidean": euclidean, "projection": projection}
 
 
 def get(name):

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The `fair` protocol (issue 28): CIFAR-10, ResNet-20, 10,000 training images, 20 epochs, with 5,000 training
+# images held out as a validation split on which every choice is made; the test split only scores the verdict.
+# Resumable: finished (config, seed) runs are skipped, an interrupted run continues from its last complete
+# epoch (state under $KERAS_INTROSPECT_CACHE/backups). Usage:
+#   bash benchmarks/run_fair_protocol.sh /path/to/cifar10-jpeg [PHASE...]
+set -euo pipefail
+DATA=${1:?path of the CIFAR-10 ImageFolder (cifar10-jpeg)}
+shift
+PHASES=${*:-1 2 3 4}
+OUT=${FAIR_OUT:-benchmarks/results/fair_protocol.jsonl}
+TEACHER=${FAIR_TEACHER:-benchmarks/teachers/cifar10_fair_resnet20_40ep/model.keras}
+COMMON=(--protocol fair --data "$DATA" --out "$OUT")
+sweep() { python benchmarks/formulation_sweep.py "${COMMON[@]}" "$@"; }
+IL_FORMS=(il_default il_responses il_responses_kd il_shape_softmax)
+VERDICT_SEEDS=(2 3 4 5 6)
+for phase in $PHASES; do
+  case $phase in
+    # 1. The pilot, on validation: does a teacher's soft label beat standard training here? (seeds 0, 1)
+    1) sweep --seeds 0 1 --teacher "$TEACHER" --train-teacher --configs standard kd ;;
+    # 2. IL's forms, today's default among them, on seeds 0 and 1 (validation decides).
+    2) sweep --seeds 0 1 --configs "${IL_FORMS[@]}" ;;
+    # 3. The verdict on five fresh seeds: the form chosen on validation against the rivals.
+    3) il=$(python benchmarks/fair_select.py "$OUT" --seeds 0 1 --among "${IL_FORMS[@]}")
+       echo "=== phase 3: chosen on validation (seeds 0-1): $il"
+       sweep --seeds "${VERDICT_SEEDS[@]}" --configs standard label_smoothing pskd "$il" ;;
+    # 4. The teacher's student on the same five seeds, as the reference of what a soft label can give.
+    4) sweep --seeds "${VERDICT_SEEDS[@]}" --teacher "$TEACHER" --configs kd ;;
+    *) echo "unknown phase $phase" >&2; exit 2 ;;
+  esac
+done
