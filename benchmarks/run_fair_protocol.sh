@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The `fair` protocol (issue 28): CIFAR-10, ResNet-20, 10,000 training images, 20 epochs, with 5,000 training
+# The `fair` protocol (issue 28): CIFAR-10, ResNet-20, 10,000 training images, 15 epochs, with 5,000 training
 # images held out as a validation split on which every choice is made; the test split only scores the verdict.
 # Resumable: finished (config, seed) runs are skipped, an interrupted run continues from its last complete
 # epoch (state under $KERAS_INTROSPECT_CACHE/backups). Usage:
@@ -9,7 +9,7 @@ DATA=${1:?path of the CIFAR-10 ImageFolder (cifar10-jpeg)}
 shift
 PHASES=${*:-1 2 3 4}
 OUT=${FAIR_OUT:-benchmarks/results/fair_protocol.jsonl}
-TEACHER=${FAIR_TEACHER:-benchmarks/teachers/cifar10_fair_resnet20_40ep/model.keras}
+TEACHER=${FAIR_TEACHER:-benchmarks/teachers/cifar10_fair_resnet20_30ep/model.keras}
 COMMON=(--protocol fair --data "$DATA" --out "$OUT")
 sweep() { python benchmarks/formulation_sweep.py "${COMMON[@]}" "$@"; }
 IL_FORMS=(il_default il_responses il_responses_kd il_shape_softmax)
