@@ -1,0 +1,163 @@
+"""Issue 28's protocol hygiene: a validation split for every choice, test only for the verdict, and
+temperature scaling fitted on validation as the calibration anchor."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from keras_introspect import data, metrics, recipes
+from keras_introspect.benchmark import protocols, runner
+from keras_introspect.errors import InputError
+from keras_introspect.soft_targets import ExplanationSoftTargets, similarity
+from test_benchmark import load_script
+
+
+def test_validation_split_is_stratified_disjoint_fixed_and_keeps_test_out():
+    arrays = data.load_arrays("digits")
+    held = arrays.validation_split(0.1)
+    assert len(held.y_test) + len(held.y_train) == len(arrays.y_train)
+    # 10% of each class, within one image of rounding
+    per_class = np.bincount(held.y_test, minlength=10) / np.bincount(arrays.y_train, minlength=10)
+    np.testing.assert_allclose(per_class, 0.1, atol=0.02)
+    # disjoint: every training image is in exactly one part (digits are distinct up to duplicates)
+    rows = lambda x: {r.tobytes() for r in x.reshape(len(x), -1)}
+    assert not rows(held.x_test) & rows(held.x_train)
+    assert not rows(held.x_test) & rows(arrays.x_test)  # test images are not the validation ones
+    again = arrays.validation_split(0.1)
+    np.testing.assert_array_equal(again.x_test, held.x_test)  # the same split for every run
+    assert not np.array_equal(arrays.validation_split(0.1, seed=1).y_test, held.y_test)
+
+
+@pytest.mark.parametrize("fraction", [0.0, 1.0, -0.2, 1e-4])
+def test_validation_split_refuses_fractions_that_hold_out_nothing_or_everything(fraction):
+    with pytest.raises(InputError, match="validation fraction"):
+        data.load_arrays("digits").validation_split(fraction)
+
+
+def test_a_protocol_with_validation_fits_on_it_and_never_on_test():
+    arrays = data.load_arrays("digits")
+    protocol = protocols.get("quick", validation_fraction=0.2)
+    splits = recipes.make_splits(arrays, protocol, seed=3)
+    held = arrays.validation_split(0.2)
+    np.testing.assert_array_equal(splits.y_test, held.y_test)
+    assert splits.num_train == len(held.y_train)
+    # statistics of the remaining training images only
+    np.testing.assert_allclose(splits.mean, held.x_train.mean(axis=(0, 1, 2)), rtol=1e-5)
+
+
+def test_a_protocol_with_validation_needs_arrays_in_memory(tmp_path):
+    class Streamed:  # what a streaming source lacks: it cannot split its files in memory
+        def splits(self, **kwargs):
+            raise AssertionError("must not be reached")
+
+    with pytest.raises(InputError, match="in memory"):
+        recipes.make_splits(Streamed(), protocols.get("fair"), seed=0)
+
+
+def test_run_one_records_validation_and_test_separately_with_temperature_scaling():
+    arrays = data.load_arrays("digits")
+    protocol = protocols.get("quick", validation_fraction=0.2, epochs=2)
+    record = runner.run_one(arrays, protocol, "standard", {}, seed=0, verbose=0, save_to=None)
+    assert "best_accuracy" not in record and "final_accuracy" not in record  # no best-over-epochs number
+    assert record["num_validation"] == len(arrays.validation_split(0.2).y_test)
+    assert record["num_test"] == len(arrays.y_test) and record["validation_fraction"] == 0.2
+    # the final epoch's validation accuracy, as fit logged it on the validation split
+    assert record["val_accuracy"] == pytest.approx(record["history"]["val_accuracy"][-1], abs=1e-6)
+    for key in ("val_ece", "test_ece", "test_ece_scaled"):
+        assert 0.0 <= record[key] <= 1.0
+    assert metrics.TEMPERATURE_BOUNDS[0] <= record["temperature"] <= metrics.TEMPERATURE_BOUNDS[1]
+
+
+def test_run_one_scores_test_as_an_independent_prediction_does():
+    arrays = data.load_arrays("digits")
+    protocol = protocols.get("quick", validation_fraction=0.2, epochs=1)
+    model, splits, _ = recipes.train_method(arrays, protocol, "standard", {}, seed=0, verbose=0)
+    probabilities = tf.nn.softmax(model.backbone(splits.normalize(arrays.x_test), training=False)).numpy()
+    val = runner.test_probabilities(model, splits.test)
+    scores = runner.validation_and_test(model, splits, arrays, val, splits.y_test)
+    assert scores["test_accuracy"] == pytest.approx((probabilities.argmax(1) == arrays.y_test).mean())
+    assert scores["test_ece"] == pytest.approx(metrics.expected_calibration_error(arrays.y_test, probabilities),
+                                               abs=1e-5)
+
+
+def nll(labels, logits):
+    logits = logits - logits.max(1, keepdims=True)
+    return float(np.mean(np.log(np.exp(logits).sum(1)) - logits[np.arange(len(labels)), labels]))
+
+
+def test_fit_temperature_minimizes_the_held_out_likelihood_of_the_logits():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 5, size=400)
+    # over-confident logits: the right class on 70%, scaled up by 4
+    logits = rng.normal(size=(400, 5))
+    right = rng.random(400) < 0.7
+    logits[np.arange(400)[right], labels[right]] += 2.0
+    logits *= 4.0
+    probabilities = np.exp(logits - logits.max(1, keepdims=True))
+    probabilities /= probabilities.sum(1, keepdims=True)
+    fitted = metrics.fit_temperature(labels, probabilities)
+    grid = np.linspace(0.5, 10.0, 1901)
+    best = grid[np.argmin([nll(labels, logits / t) for t in grid])]
+    assert fitted == pytest.approx(best, abs=0.01) and fitted > 1.0  # over-confidence is cooled
+    scaled = metrics.scale_temperature(probabilities, fitted)
+    assert metrics.expected_calibration_error(labels, scaled) < metrics.expected_calibration_error(labels,
+                                                                                                   probabilities)
+
+
+def test_scale_temperature_by_hand_and_its_refusals():
+    np.testing.assert_allclose(metrics.scale_temperature([[0.8, 0.2]], 2.0), [[2 / 3, 1 / 3]])
+    np.testing.assert_allclose(metrics.scale_temperature([[0.8, 0.2]], 1.0), [[0.8, 0.2]])
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(InputError, match="temperature"):
+            metrics.scale_temperature([[0.8, 0.2]], bad)
+    with pytest.raises(InputError, match="distributions"):
+        metrics.fit_temperature([0, 1], [[3.0, -1.0], [0.5, 0.5]])  # logits are not probabilities
+
+
+def test_projection_similarity_by_hand():
+    # two images, three classes, maps of two pixels
+    maps = np.array([[[2.0, 0.0], [1.0, 1.0], [-2.0, 0.0]],
+                     [[0.0, 1.0], [3.0, 3.0], [0.0, 0.0]]], "float32")
+    reference = np.array([0, 1])
+    # image 0: <m_j, m_0> / |m_0|^2 with m_0 = (2, 0): (4, 2, -4) / 4
+    # image 1: m_1 = (3, 3), |m_1|^2 = 18: (3, 18, 0) / 18
+    expected = [[1.0, 0.5, -1.0], [1 / 6, 1.0, 0.0]]
+    flat = similarity.flatten_maps(maps)
+    np.testing.assert_allclose(similarity.projection(flat, tf.constant(reference)).numpy(), expected, atol=1e-6)
+    targets = ExplanationSoftTargets(form="softmax", similarity="projection", center=False, temperature=0.5)
+    logits = np.array(expected) / 0.5
+    softmax = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    np.testing.assert_allclose(targets(maps, reference).numpy(), softmax, atol=1e-6)
+
+
+def test_projection_of_a_zero_reference_map_is_zero_not_nan():
+    maps = np.zeros((1, 3, 2, 2), "float32")
+    maps[0, 1] = 1.0
+    flat = similarity.flatten_maps(maps)
+    np.testing.assert_array_equal(similarity.projection(flat, tf.constant([0])).numpy(), [[0.0, 0.0, 0.0]])
+
+
+def test_projection_of_uncentered_cam_maps_is_the_ratio_of_responses_for_uniform_features():
+    """Why the `il_responses` form keeps the class responses: with the same feature vector at every
+    position, CAM map c is constant at (w_c · f) / hw, so the projection is (w_j · f) / (w_y · f)."""
+    rng = np.random.default_rng(1)
+    feature = rng.normal(size=4)
+    kernel = rng.normal(size=(4, 3))
+    responses = feature @ kernel
+    maps = np.broadcast_to(responses[:, None, None] / 9.0, (3, 3, 3))[None].astype("float32")
+    flat = similarity.flatten_maps(maps)
+    np.testing.assert_allclose(similarity.projection(flat, tf.constant([2])).numpy()[0],
+                               responses / responses[2], rtol=1e-5)
+
+
+def test_fair_select_chooses_on_validation_only():
+    select = load_script("fair_select").select
+    records = [{"config": c, "seed": s, "val_accuracy": v, "test_accuracy": t}
+               for c, s, v, t in [("a", 0, 0.70, 0.90), ("a", 1, 0.70, 0.90), ("b", 0, 0.72, 0.10),
+                                  ("b", 1, 0.71, 0.10), ("b", 2, 0.10, 0.10)]]
+    choice, means = select(records, [0, 1], ["a", "b"])
+    assert choice == "b" and means == {"a": pytest.approx(0.70), "b": pytest.approx(0.715)}
+    with pytest.raises(ValueError, match="seed"):
+        select(records, [0, 1, 3], ["a", "b"])
+    with pytest.raises(ValueError, match="validation"):
+        select([{"config": "a", "seed": 0, "final_accuracy": 0.5}], [0], ["a"])
