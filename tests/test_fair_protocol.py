@@ -161,3 +161,34 @@ def test_fair_select_chooses_on_validation_only():
         select(records, [0, 1, 3], ["a", "b"])
     with pytest.raises(ValueError, match="validation"):
         select([{"config": "a", "seed": 0, "final_accuracy": 0.5}], [0], ["a"])
+
+
+def test_fair_report_pairs_by_seed_with_a_t_test_computed_by_hand():
+    fair_report = load_script("fair_report")
+    standard = {2: 0.70, 3: 0.72, 4: 0.71}
+    other = {2: 0.72, 3: 0.73, 4: 0.74}
+    result = fair_report.paired(other, standard)
+    differences = np.array([0.02, 0.01, 0.03])
+    se = differences.std(ddof=1) / np.sqrt(3)
+    assert result["n"] == 3 and result["mean"] == pytest.approx(0.02)
+    assert result["se"] == pytest.approx(se) and result["t"] == pytest.approx(0.02 / se)
+    from scipy import stats
+    assert result["p"] == pytest.approx(2 * stats.t.sf(0.02 / se, df=2))
+    assert fair_report.paired({2: 0.5}, standard)["t"] is None  # one seed: no test
+
+
+def test_fair_report_scores_the_verdict_on_test_and_the_selection_on_validation():
+    fair_report = load_script("fair_report")
+
+    def record(config, seed, val, test):
+        return {"config": config, "seed": seed, "options": {}, "val_accuracy": val, "val_ece": 0.05,
+                "test_accuracy": test, "test_ece": 0.04, "test_ece_scaled": 0.02, "temperature": 1.5,
+                "commit": "abc", "date": "2026-12-06", "machine": "m"}
+
+    records = [record("standard", s, 0.5, 0.6) for s in range(7)]
+    records += [record("il", s, 0.9, 0.1) for s in range(2)] + [record("il", s, 0.1, 0.7) for s in range(2, 7)]
+    text = fair_report.markdown(records)
+    selection, verdict = text.split("Verdict")
+    assert "| il | — | 2 | 90.00 ± 0.00 | +40.00 (n = 2) |" in selection  # validation numbers only
+    assert "| il | 5 | 70.00 ± 0.00 | +10.00 (n = 5) |" in verdict  # test numbers only
+    assert "best" not in text.lower()

@@ -1,0 +1,153 @@
+"""The `fair` protocol's table (issue 28): choices on validation, the verdict on test, paired t-tests.
+
+Two parts, from one JSON-lines results file:
+
+* **Selection** (validation only): every configuration run on the selection seeds, with its mean
+  validation accuracy and its paired difference from standard training on those seeds.
+* **Verdict** (test only): every configuration run on the verdict seeds, with its mean test accuracy
+  ± its standard error over n seeds, its paired difference from standard training (the mean of the
+  per-seed differences) with the paired t statistic, the two-sided p value and n, and its test ECE
+  before and after temperature scaling fitted on validation.
+
+Only the final epoch is scored; no best-over-epochs number appears. With --update-doc FILE
+(repeatable) the Markdown also replaces the text between `<!-- results:fair_protocol:begin -->` and
+`<!-- results:fair_protocol:end -->` in FILE.
+
+Example:
+    python benchmarks/fair_report.py benchmarks/results/fair_protocol.jsonl \
+        --out benchmarks/results/fair_protocol/results.md --update-doc docs/method.md
+"""
+
+import argparse
+import math
+import os
+import statistics
+
+from scipy import stats
+
+from keras_introspect.benchmark import report
+
+SELECTION_SEEDS = (0, 1)
+VERDICT_SEEDS = (2, 3, 4, 5, 6)
+BASELINE = "standard"
+
+
+def by_config(records, seeds):
+    """`{config: {seed: record}}` of the records on `seeds`, configurations in the order first seen."""
+    table = {}
+    for record in records:
+        if record["seed"] in seeds:
+            table.setdefault(record["config"], {})[record["seed"]] = record
+    return table
+
+
+def paired(values, baseline):
+    """Paired comparison of `{seed: value}` against `{seed: value}` on their shared seeds.
+
+    Returns:
+        `{"n", "mean", "se", "t", "p"}` of the per-seed differences (t and p None below 2 seeds or
+        when every difference is the same).
+    """
+    seeds = sorted(set(values) & set(baseline))
+    differences = [values[s] - baseline[s] for s in seeds]
+    result = {"n": len(seeds), "mean": statistics.mean(differences) if seeds else math.nan,
+              "se": None, "t": None, "p": None}
+    if len(seeds) >= 2:
+        result["se"] = statistics.stdev(differences) / math.sqrt(len(seeds))
+        if result["se"] > 0:
+            test = stats.ttest_rel(values_at(values, seeds), values_at(baseline, seeds))
+            result["t"], result["p"] = float(test.statistic), float(test.pvalue)
+    return result
+
+
+def values_at(values, seeds):
+    return [values[s] for s in seeds]
+
+
+def mean_se(values):
+    mean = 100 * statistics.mean(values)
+    if len(values) < 2:
+        return f"{mean:.2f} (1 seed)"
+    return f"{mean:.2f} ± {100 * statistics.stdev(values) / math.sqrt(len(values)):.2f}"
+
+
+def delta_text(comparison):
+    if comparison["n"] == 0:
+        return "—"
+    text = f"{100 * comparison['mean']:+.2f}"
+    if comparison["t"] is None:
+        return text + f" (n = {comparison['n']})"
+    return text + f" ± {100 * comparison['se']:.2f} (t = {comparison['t']:.2f}, p = {comparison['p']:.3f}, " \
+                  f"n = {comparison['n']})"
+
+
+def options_text(record):
+    return ", ".join(f"{k}={v}" for k, v in sorted(record["options"].items())) or "—"
+
+
+def selection_table(records, seeds=SELECTION_SEEDS):
+    runs = by_config(records, seeds)
+    base = {s: r["val_accuracy"] for s, r in runs.get(BASELINE, {}).items()}
+    lines = [f"Selection — validation split, seeds {', '.join(map(str, seeds))} (mean ± standard error; Δ: paired "
+             f"difference from {BASELINE} on the same seeds, in points)", "",
+             "| configuration | options | seeds | validation accuracy (%) | Δ vs standard | validation ECE (%) |",
+             "|---|---|---|---|---|---|"]
+    for config, seeded in runs.items():
+        accuracy = {s: r["val_accuracy"] for s, r in seeded.items()}
+        ece = statistics.mean(r["val_ece"] for r in seeded.values())
+        delta = "—" if config == BASELINE else delta_text(paired(accuracy, base))
+        lines.append(f"| {config} | {options_text(next(iter(seeded.values())))} | {len(seeded)} | "
+                     f"{mean_se(list(accuracy.values()))} | {delta} | {100 * ece:.2f} |")
+    return "\n".join(lines)
+
+
+def verdict_table(records, seeds=VERDICT_SEEDS):
+    runs = by_config(records, seeds)
+    base = {s: r["test_accuracy"] for s, r in runs.get(BASELINE, {}).items()}
+    lines = [f"Verdict — test split, seeds {', '.join(map(str, seeds))} (mean ± standard error over n seeds; Δ: "
+             f"mean paired difference from {BASELINE}, in points, with the paired t-test's t and two-sided p; "
+             "ECE before and after temperature scaling fitted on validation)", "",
+             "| configuration | seeds | test accuracy (%) | Δ vs standard | test ECE (%) | ECE, temperature-scaled (%) "
+             "| temperature |", "|---|---|---|---|---|---|---|"]
+    for config, seeded in runs.items():
+        accuracy = {s: r["test_accuracy"] for s, r in seeded.items()}
+        delta = "—" if config == BASELINE else delta_text(paired(accuracy, base))
+        ece = [r["test_ece"] for r in seeded.values()]
+        scaled = [r["test_ece_scaled"] for r in seeded.values()]
+        temperature = statistics.mean(r["temperature"] for r in seeded.values())
+        lines.append(f"| {config} | {len(seeded)} | {mean_se(list(accuracy.values()))} | {delta} | "
+                     f"{mean_se(ece)} | {mean_se(scaled)} | {temperature:.2f} |")
+    return "\n".join(lines)
+
+
+def provenance(records):
+    commits = sorted({r["commit"] for r in records})
+    dates = sorted(r["date"] for r in records)
+    machines = sorted({r["machine"] for r in records})
+    return (f"{len(records)} runs of `bash benchmarks/run_fair_protocol.sh` (benchmarks/formulation_sweep.py "
+            f"--protocol fair), commits {', '.join(commits)}, {'; '.join(machines)}, {dates[0]} – {dates[-1]}; "
+            "records: benchmarks/results/fair_protocol.jsonl, log: benchmarks/results/fair_protocol.log.")
+
+
+def markdown(records):
+    return "\n\n".join([selection_table(records), verdict_table(records), provenance(records)])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results")
+    parser.add_argument("--out", help="write the Markdown here")
+    parser.add_argument("--update-doc", action="append", default=[], metavar="FILE")
+    args = parser.parse_args(argv)
+    text = markdown(report.load(args.results))
+    print(text)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            f.write(text + "\n")
+    for doc in args.update_doc:
+        report.update_doc(doc, "fair_protocol", text)
+
+
+if __name__ == "__main__":
+    main()
