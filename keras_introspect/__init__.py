@@ -20,6 +20,7 @@ from keras_introspect import (
     plots,
     recipes,
     soft_targets,
+    transfer,
 )
 from keras_introspect.methods import (
     ClassifierTrainer,
@@ -63,4 +64,5 @@ __all__ = [
     "plots",
     "recipes",
     "soft_targets",
+    "transfer",
 ]

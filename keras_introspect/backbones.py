@@ -187,12 +187,36 @@ def logits_tensor(backbone):
     return PreActivation(last, name=f"{last.name}_logits")(last.input)
 
 
+# A layer inside a nested model (a Keras Applications base used as a layer) is addressed as "base/inner".
+SEPARATOR = "/"
+
+
+def model_input(model):
+    """What to build a view on: the model's single input tensor (or its list of inputs).
+
+    `model.inputs`, not `model.input`: a `keras.Sequential` built with an `Input` has the former
+    but raises on the latter ("has never been called and thus has no defined input").
+    """
+    inputs = model.inputs
+    return inputs[0] if len(inputs) == 1 else inputs
+
+
+def nested_models(backbone):
+    """The graph models used as layers of `backbone` (e.g. a Keras Applications base)."""
+    return [layer for layer in backbone.layers if isinstance(layer, keras.Model) and is_graph_model(layer)]
+
+
 def conv_layer_names(backbone):
-    """Names of the layers with a rank-4 (batch, height, width, channels) output."""
+    """Names of the layers with a rank-4 (batch, height, width, channels) output.
+
+    A nested model's own rank-4 layers are listed as `"base/inner"`, before the base itself.
+    """
     names = []
     for layer in backbone.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
+        if layer in nested_models(backbone):
+            names.extend(f"{layer.name}{SEPARATOR}{inner}" for inner in conv_layer_names(layer))
         try:
             shape = layer.output.shape
         except (AttributeError, ValueError):
@@ -215,15 +239,42 @@ def last_conv_layer_name(backbone):
 
 
 def get_layer(backbone, name):
-    """`backbone.get_layer(name)` with an error that lists the valid names."""
+    """`backbone.get_layer(name)`, also for `"base/inner"` (a layer inside a nested model), with an
+    error that lists the valid names."""
     try:
+        if SEPARATOR in name:
+            base, inner = name.split(SEPARATOR, 1)
+            base = backbone.get_layer(base)
+            if base not in nested_models(backbone):
+                raise ValueError(f"{base.name} is not a nested model")
+            return get_layer(base, inner)
         return backbone.get_layer(name)
-    except ValueError:
-        valid = ", ".join(conv_layer_names(backbone)[-8:])
+    except (ValueError, BackboneError):
+        spatial = conv_layer_names(backbone)
+        bases = [model.name for model in nested_models(backbone)]
         raise BackboneError(
             f"The backbone {backbone.name!r} has no layer named {name!r}. "
-            f"Spatial layers near the end are: {valid}."
+            f"Spatial layers near the end are: {', '.join(spatial[-8:])}"
+            + (f"; a layer inside the nested model(s) {', '.join(bases)} is addressed as "
+               f"'{bases[0]}{SEPARATOR}<layer>' ({len(spatial) - 8} more spatial names: "
+               "backbones.conv_layer_names)." if bases else ".")
         ) from None
+
+
+def graph_output(backbone, name):
+    """The output of layer `name` in `backbone`'s own graph.
+
+    For a nested model `layer.output` is the output of *its* graph, which is not connected to the
+    backbone's inputs; its call in the backbone's graph is the one node Keras records for it.
+    """
+    layer = get_layer(backbone, name)
+    if layer not in nested_models(backbone):
+        return layer.output
+    nodes = layer._inbound_nodes  # Keras keeps no public handle on a nested model's call
+    if len(nodes) != 1:
+        raise BackboneError(f"The nested model {name!r} is called {len(nodes)} times in {backbone.name!r}; "
+                            "explanations need a model called once.")
+    return nodes[0].output_tensors[0]
 
 
 def gap_dense_head(backbone):
@@ -278,9 +329,48 @@ def tap_model(backbone, layer_names=()):
     Returns:
         A `keras.Model` sharing the backbone's layers and weights.
     """
-    outputs = [get_layer(backbone, name).output for name in layer_names]
+    if any(SEPARATOR in name for name in layer_names):
+        return NestedTaps(backbone, layer_names)
+    outputs = [graph_output(backbone, name) for name in layer_names]
     outputs.append(logits_tensor(backbone))
-    return keras.Model(backbone.input, outputs, name=f"{backbone.name}_taps")
+    return keras.Model(model_input(backbone), outputs, name=f"{backbone.name}_taps")
+
+
+class NestedTaps:
+    """A view returning `[*inner layer outputs, logits]` for layers inside one nested model.
+
+    A nested model's inner layers belong to its own graph, so no Functional model of the backbone
+    can return them; this view runs the backbone in three parts that share its layers and weights:
+    the layers before the base, the base with its inner outputs added, and the layers after it.
+    `training` reaches each part as `backbone(x, training=...)` would pass it (in Keras 3 an outer
+    `training` overrides a `training=False` recorded in the graph; a base frozen with
+    `trainable=False` runs its BatchNorm in inference mode either way).
+
+    Args:
+        backbone: a checked graph backbone.
+        layer_names: `"base/inner"` addresses, all inside the same nested model.
+    """
+
+    def __init__(self, backbone, layer_names):
+        bases = {name.split(SEPARATOR, 1)[0] for name in layer_names}
+        if len(bases) != 1:
+            raise BackboneError(f"Layers {list(layer_names)} must all lie inside one nested model of "
+                                f"{backbone.name!r} (addressed as 'base/inner'), or be that model.")
+        base = backbone.get_layer(bases.pop())
+        graph_output(backbone, base.name)  # called once, or a clear error
+        node = base._inbound_nodes[0]
+        entry, exit_ = node.input_tensors[0], node.output_tensors[0]
+        # the base's own name taps its output (FRSKD's last stage, say)
+        inner = [base.outputs[0] if name == base.name else get_layer(backbone, name).output for name in layer_names]
+        self.name = f"{backbone.name}_taps"
+        self.before = None if entry is model_input(backbone) else keras.Model(model_input(backbone), entry)
+        self.base = keras.Model(model_input(base), [*inner, base.outputs[0]], name=f"{base.name}_taps")
+        self.after = keras.Model(exit_, logits_tensor(backbone), name=f"{backbone.name}_head")
+
+    def __call__(self, x, training=False):
+        h = x if self.before is None else self.before(x, training=training)
+        *taps, out = self.base(h, training=training)
+        return [*taps, self.after(out, training=training)]
 
 
 _TAP_CACHE = weakref.WeakKeyDictionary()

@@ -50,8 +50,14 @@ def stage_layer_names(backbone):
     """The last layer of each spatial resolution: the classifier's stage outputs."""
     last_of_size = {}
     for name in backbones.conv_layer_names(backbone):
-        last_of_size[tuple(backbone.get_layer(name).output.shape[1:3])] = name
-    names = list(last_of_size.values())
+        last_of_size[tuple(backbones.get_layer(backbone, name).output.shape[1:3])] = name
+    # The top-down path doubles each stage's size, so stages halve exactly: from the smallest size up,
+    # a size is a stage when it doubles the last one kept (padding layers' odd sizes are left out).
+    stages = []
+    for size in sorted(last_of_size, reverse=False):
+        if not stages or size == tuple(2 * side for side in stages[-1]):
+            stages.append(size)
+    names = [last_of_size[size] for size in sorted(stages, reverse=True)]
     if len(names) < 2:
         raise backbones.BackboneError(
             f"FRSKD needs features at two or more resolutions; {backbone.name!r} has {len(names)}."

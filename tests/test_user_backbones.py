@@ -1,0 +1,185 @@
+"""The models users bring: `keras.Sequential` classifiers and Keras Applications bases nested in a
+Functional model (issue 29), through every method, explanations, saving, export and serving."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_introspect as ki
+from keras_introspect import backbones
+from keras_introspect.errors import InputError
+from keras_introspect.export import export_saved_model
+from keras_introspect.methods import registry
+
+
+def sequential(num_classes=5, seed=0):
+    """The most common Keras classifier: a Sequential stack with two resolutions (FRSKD needs two)."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((8, 8, 3)),
+        keras.layers.Conv2D(6, 3, padding="same", activation="relu"),
+        keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="tanh"),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dense(num_classes),
+    ])
+
+
+def fit_each_method(make_backbone, images, labels, tmp_path, teacher_backbone, round_trip=True):
+    """Train every registry method one epoch around a fresh backbone; save, reload and export each
+    (`round_trip`)."""
+    teacher = ki.StandardModel(teacher_backbone)
+    teacher.save(tmp_path / "teacher.keras")
+    with_ids = tf.data.Dataset.from_tensor_slices((images, labels, np.arange(len(labels)))).map(
+        ki.data.with_example_id)
+    for method, spec in registry.METHODS.items():
+        options = {"teacher": str(tmp_path / "teacher.keras")} if spec.teacher else {}
+        model = registry.build_method(method, make_backbone(), num_examples=len(labels), **options)
+        model.compile(optimizer=keras.optimizers.SGD(0.01), metrics=["accuracy"])
+        data = (with_ids.batch(len(labels)),) if model.needs_example_ids else (images, labels)
+        history = model.fit(*data, epochs=1, verbose=0, **({} if model.needs_example_ids else {"batch_size": 4}))
+        assert np.isfinite(history.history["loss"]).all(), method
+        if not round_trip:
+            continue
+        model.save(tmp_path / f"{method}.keras")
+        loaded = keras.saving.load_model(tmp_path / f"{method}.keras")
+        expected = model.predict(images, verbose=0)
+        np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-5, err_msg=method)
+        served = tf.saved_model.load(export_saved_model(loaded, tmp_path / f"{method}_export"))
+        probabilities = served.signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
+        np.testing.assert_allclose(probabilities, tf.nn.softmax(expected).numpy(), atol=1e-5, err_msg=method)
+
+
+def test_a_sequential_backbone_runs_every_method_saves_and_serves(tmp_path, images, labels):
+    fit_each_method(sequential, images, labels, tmp_path, sequential(seed=9))
+
+
+def test_sequential_explanations_and_soft_targets_equal_the_functional_twins(images, labels):
+    seq = sequential(seed=3)
+    functional = keras.Model(seq.inputs, seq.outputs)  # the same layers as a Functional model
+    for explainer in ("cam", "grad_cam", "vanilla_gradients", "gradient_input"):
+        a = ki.IntrospectiveModel(seq, explainer=explainer)
+        b = ki.IntrospectiveModel(functional, explainer=explainer)
+        np.testing.assert_allclose(a.explain(images, "all"), b.explain(images, "all"), atol=1e-6)
+        np.testing.assert_allclose(a.soft_targets(images, labels), b.soft_targets(images, labels), atol=1e-6)
+
+
+FAMILIES = {
+    # family: (constructor keyword arguments, an inner spatial layer for Grad-CAM)
+    "ResNet50V2": ({}, "conv3_block4_out"),
+    "MobileNetV3Small": ({"include_preprocessing": True}, "expanded_conv_1_project_bn"),
+    "EfficientNetV2B0": ({"include_preprocessing": True}, "block2b_add"),
+}
+SIZE = 64
+
+
+def nested(family, num_classes=3, seed=0, trainable=True, size=SIZE):
+    """The transfer-learning pattern: a Keras Applications base (no download) inside a Functional model."""
+    keras.utils.set_random_seed(seed)
+    kwargs, _ = FAMILIES[family]
+    base = getattr(keras.applications, family)(include_top=False, weights=None, input_shape=(size, size, 3),
+                                               **kwargs)
+    base.trainable = trainable
+    inputs = keras.Input((size, size, 3))
+    features = base(inputs, training=False)
+    x = keras.layers.GlobalAveragePooling2D()(features)
+    outputs = keras.layers.Dense(num_classes)(x)
+    return keras.Model(inputs, outputs, name=f"{family}_classifier")
+
+
+@pytest.fixture(scope="module")
+def photos():
+    rng = np.random.default_rng(0)
+    return rng.uniform(0, 255, size=(4, SIZE, SIZE, 3)).astype("float32"), np.array([0, 2, 1, 2], "int32")
+
+
+def independent_grad_cam(backbone, base, inner, images):
+    """Grad-CAM at `base/inner` computed from the base's own graph and the head's layers, by hand."""
+    base = backbone.get_layer(base)
+    view = keras.Model(base.inputs, [base.get_layer(inner).output, base.output])
+    pool, dense = backbone.layers[-2], backbone.layers[-1]
+    with tf.GradientTape(persistent=True) as tape:
+        features, out = view(images, training=False)
+        logits = dense(pool(out))
+        scores = [logits[:, c] for c in range(logits.shape[-1])]
+    maps = []
+    for score in scores:
+        weights = tf.reduce_mean(tape.gradient(score, features), axis=(1, 2))  # (batch, channels)
+        maps.append(np.einsum("bhwc,bc->bhw", features.numpy(), weights.numpy()))
+    return np.stack(maps, axis=1)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_nested_application_base_trains_explains_saves_and_serves(family, photos, tmp_path):
+    images, labels = photos
+    backbone = nested(family)
+    _, inner = FAMILIES[family]
+    base = backbone.layers[1].name  # EfficientNetV2B0 is named "efficientnetv2-b0"
+    address = f"{base}/{inner}"
+    # CAM at the base's output, Grad-CAM at a layer inside it
+    model = ki.IntrospectiveModel(backbone, explainer=ki.explainers.GradCAM(layer=address), warmup_epochs=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.001))
+    history = model.fit(images, labels, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    maps = model.explain(images, "all").numpy()
+    np.testing.assert_allclose(maps, independent_grad_cam(backbone, base, inner, images), rtol=1e-4, atol=1e-6)
+    cam = ki.explainers.CAM()(backbone, images).numpy()
+    np.testing.assert_allclose(cam, ki.explainers.GradCAM(layer=base)(backbone, images).numpy(), rtol=1e-4,
+                               atol=1e-7)  # the closed form equals Grad-CAM at the base's output
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    np.testing.assert_allclose(loaded.explain(images, "all"), maps, rtol=1e-4, atol=1e-6)
+    served = tf.saved_model.load(export_saved_model(loaded, tmp_path / "export"))
+    out = served.signatures["explain"](images=tf.constant(images), class_index=tf.constant([0, 1, 2, -1]))
+    np.testing.assert_allclose(out["explanation"].numpy()[:3], maps[np.arange(3), [0, 1, 2]], rtol=1e-4, atol=1e-6)
+
+
+def test_every_comparator_trains_a_nested_base(photos, tmp_path):
+    images, labels = photos[0][:, ::2, ::2], photos[1]  # 32 px: the smallest input Keras Applications take
+    # saving and serving a nested base: test_nested_application_base_trains_explains_saves_and_serves
+    fit_each_method(lambda: nested("MobileNetV3Small", size=32), images, labels, tmp_path,
+                    nested("MobileNetV3Small", seed=9, size=32), round_trip=False)
+
+
+def batchnorm_statistics(model):
+    return [w.numpy().copy() for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)
+            for w in (layer.moving_mean, layer.moving_variance)]
+
+
+def test_a_frozen_base_keeps_its_weights_and_batchnorm_statistics_and_fine_tuning_keeps_the_statistics(photos):
+    images, labels = photos
+    backbone = nested("MobileNetV3Small", trainable=False)
+    base = backbone.get_layer("MobileNetV3Small")
+    stats, kernels = batchnorm_statistics(base), [w.numpy().copy() for w in base.weights]
+    head = backbone.layers[-1].kernel.numpy().copy()
+    model = ki.IntrospectiveModel(backbone, warmup_epochs=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    model.fit(images, labels, batch_size=4, epochs=2, verbose=0)
+    for before, after in zip(stats + kernels, batchnorm_statistics(base) + [w.numpy() for w in base.weights]):
+        np.testing.assert_array_equal(before, after)
+    assert not np.array_equal(head, backbone.layers[-1].kernel.numpy())  # the head learned
+    # stage 2: the whole model at a lower rate, BatchNorm still in inference mode
+    ki.transfer.unfreeze(base)
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    model.fit(images, labels, batch_size=4, epochs=1, verbose=0)
+    for before, after in zip(stats, batchnorm_statistics(base)):
+        np.testing.assert_array_equal(before, after)
+    # the base's weights train again (an untrained MobileNetV3's first layers get gradients of ~1e-11,
+    # below float32's resolution, so the check is on all of them)
+    assert any(not np.array_equal(before, after.numpy()) for before, after in zip(kernels, base.weights))
+    # without keeping them frozen, the statistics would move: the test can fail
+    ki.transfer.unfreeze(base, batchnorm=True)
+    model.compile(optimizer=keras.optimizers.SGD(0.01))
+    model.fit(images, labels, batch_size=4, epochs=1, verbose=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(stats, batchnorm_statistics(base)))
+
+
+def test_inner_layer_addresses_are_checked_with_the_valid_names(photos):
+    images, _ = photos
+    backbone = nested("MobileNetV3Small")
+    with pytest.raises(InputError, match="MobileNetV3Small/<layer>") as error:
+        ki.explainers.GradCAM(layer="MobileNetV3Small/no_such_layer")(backbone, images)
+    assert "MobileNetV3Small/conv_1_bn" in str(error.value)
+    with pytest.raises(InputError, match="no layer named 'dense/kernel'"):
+        backbones.get_layer(backbone, "dense/kernel")  # not a nested model
+    assert "MobileNetV3Small/expanded_conv_1_project_bn" in backbones.conv_layer_names(backbone)
