@@ -11,6 +11,7 @@ every method in a comparison trains with exactly the same budget.
 import csv
 import json
 import os
+import shutil
 import time
 
 import keras
@@ -149,11 +150,77 @@ def plain_copy(model):
     return fresh
 
 
+class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` whose state survives a failure while it is written.
+
+    Keras copies the last state onto the previous one and then writes the new one in place, so a
+    full disk (or a kill) during the write can leave both damaged — and a truncated weights file
+    fails on resume with an error that Keras's fallback does not catch. Here the new state is
+    written to temporary files and verified (its weights file opens and lists every variable);
+    only then does the last good state become the previous one and the new one take its place,
+    each by an atomic rename. On resume a state that is missing or cannot be loaded gives way to
+    the previous one, with a message.
+
+    Args:
+        backup_dir: the directory of the state.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, double_checkpoint=True, delete_checkpoint=False)
+
+    def _save_model(self):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        weights, metadata = self._weights_path + ".tmp.weights.h5", self._training_metadata_path + ".tmp"
+        try:
+            self.model.save_weights(filepath=weights, overwrite=True)
+            check_weights_file(weights)
+            with open(metadata, "w") as f:
+                json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+        except BaseException:
+            for path in (weights, metadata):
+                if os.path.exists(path):
+                    os.remove(path)
+            raise
+        for current, previous in ((self._weights_path, self._prev_weights_path),
+                                  (self._training_metadata_path, self._prev_training_metadata_path)):
+            if os.path.exists(current):
+                os.replace(current, previous)
+        os.replace(weights, self._weights_path)
+        os.replace(metadata, self._training_metadata_path)
+
+    def on_train_begin(self, logs=None):
+        try:
+            if not os.path.exists(self._training_metadata_path) and os.path.exists(self._prev_training_metadata_path):
+                raise OSError("the last state is missing")  # stopped between the two renames of a save
+            self._load_model()
+        except Exception as error:  # a damaged file raises OSError, RuntimeError, ValueError, KeyError...
+            if not os.path.exists(self._prev_training_metadata_path):
+                raise InputError(f"The saved training state in {self.backup_dir} cannot be loaded ({error}) and "
+                                 "there is no earlier one; delete that directory to start the run afresh.") from error
+            print(f"The last saved training state in {self.backup_dir} cannot be loaded ({error}); resuming from "
+                  "the one before it.", flush=True)
+            shutil.copyfile(self._prev_weights_path, self._weights_path)
+            shutil.copyfile(self._prev_training_metadata_path, self._training_metadata_path)
+            try:
+                self._load_model()
+            except Exception as second:
+                raise InputError(f"Neither saved training state in {self.backup_dir} can be loaded ({second}); "
+                                 "delete that directory to start the run afresh.") from second
+
+
+def check_weights_file(path):
+    """Raise unless `path` is a readable Keras weights file (an HDF5 file whose every dataset can be read)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, item: item[()] if isinstance(item, h5py.Dataset) else None)
+
+
 def resumable(backup_dir):
     """Callbacks that make a run survive interruption, and a reader of its whole history.
 
-    `keras.callbacks.BackupAndRestore` saves weights, optimizer state and the
-    epoch after every epoch (keeping the previous save too, in case the newest
+    `SafeBackupAndRestore` saves weights, optimizer state and the epoch after
+    every epoch, atomically (keeping the previous save too, in case the newest
     is damaged) and `fit` continues from there when run again with the same
     directory. `fit`'s own history then holds only the epochs after the
     restart, so every epoch's logs also go to a CSV file in the directory.
@@ -170,8 +237,7 @@ def resumable(backup_dir):
     timer = EpochTimes(os.path.join(backup_dir, "epoch_seconds.json"))
     callbacks = [
         timer,
-        keras.callbacks.BackupAndRestore(os.path.join(backup_dir, "state"), double_checkpoint=True,
-                                         delete_checkpoint=False),
+        SafeBackupAndRestore(os.path.join(backup_dir, "state")),
         keras.callbacks.CSVLogger(csv_path, append=True),
     ]
 

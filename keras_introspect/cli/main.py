@@ -18,6 +18,7 @@ import shutil
 import sys
 import time
 
+from keras_introspect.cli.run_directory import CliError, RunDirectory
 from keras_introspect.errors import InputError
 
 DEFAULTS = {
@@ -27,10 +28,6 @@ DEFAULTS = {
 }
 ARTEFACTS = ("history.csv", "history.json", "metrics.json", "curves.png", "reliability.png", "explanations.png",
              "model.keras", "serving")
-
-
-class CliError(InputError):
-    """A user error found by the command line itself: printed as one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -218,68 +215,9 @@ def method_options(args):
     return given
 
 
-class RunDirectory:
-    """Where a run writes: a work directory renamed onto `--output` once everything is written.
-
-    While the run trains and writes, everything goes to `<output>.incomplete/`
-    (with the per-epoch state that lets the same command resume after an
-    interruption). Only at the end does that directory take `<output>`'s
-    place, so `<output>` holds either the earlier run or the new one, never a
-    mixture. A non-empty `<output>` is refused unless `overwrite`.
-    """
-
-    def __init__(self, output, overwrite, settings):
-        self.output = os.path.abspath(output)
-        self.work = self.output + ".incomplete"
-        if os.path.isfile(self.output):
-            raise CliError(f"--output {output!r} is a file; give a directory")
-        if os.path.isdir(self.output) and os.listdir(self.output) and not overwrite:
-            raise CliError(f"--output {output!r} already holds a run ({', '.join(sorted(os.listdir(self.output))[:4])}"
-                           f"{', ...' if len(os.listdir(self.output)) > 4 else ''}); pass --overwrite to replace it "
-                           "once the new run has finished, or choose another --output")
-        marker = os.path.join(self.work, "settings.json")
-        if os.path.exists(marker):
-            with open(marker) as f:
-                earlier = json.load(f)
-            # A setting one side lacks counts as unset: an option added since keeps resuming at its default.
-            changed = sorted(k for k in set(earlier) | set(settings) if earlier.get(k) != settings.get(k))
-            if changed:
-                raise CliError(f"{self.work} holds an interrupted run with other settings ({', '.join(changed)}); "
-                               "run the same command again to resume it, or delete that directory")
-            self.resuming = True
-        else:
-            self.resuming = False
-            os.makedirs(self.work, exist_ok=True)
-            with open(marker, "w") as f:
-                json.dump(settings, f, indent=2)
-
-    def path(self, *parts):
-        return os.path.join(self.work, *parts)
-
-    def commit(self):
-        """Drop the resume state and move the finished run onto `output`."""
-        for name in ("backup", "checkpoints", "settings.json"):
-            target = self.path(name)
-            if os.path.isdir(target):
-                shutil.rmtree(target)
-            elif os.path.exists(target):
-                os.remove(target)
-        replaced = None
-        if os.path.isdir(self.output):
-            replaced = f"{self.output}.replaced-{os.getpid()}"
-            os.rename(self.output, replaced)
-        os.rename(self.work, self.output)
-        if replaced:
-            shutil.rmtree(replaced)
-
-
 def train(args):
-    import keras
-
     import keras_introspect as ki
-    from keras_introspect import benchmark, plots, recipes
-    from keras_introspect.benchmark.runner import held_out_labels, test_probabilities
-    from keras_introspect.export import export_for_serving
+    from keras_introspect import benchmark
 
     defaults = DEFAULTS["digits" if args.dataset == "digits" else "other"]
     options = method_options(args)
@@ -298,8 +236,27 @@ def train(args):
                                  skip_bad_files=args.skip_bad_files, data_dir=args.data_dir, download=args.download)
     # An unknown architecture fails before any file is written.
     ki.architectures.get(protocol.arch, source.num_classes, source.input_shape)
-    run = RunDirectory(args.output, args.overwrite, settings)
     chief = ki.distribute.is_chief(strategy)
+    run = RunDirectory(args.output, args.overwrite, settings, dataset=args.dataset, lock=chief,
+                       command=" ".join(["keras-introspect", *sys.argv[1:]]))
+    try:
+        return train_in(args, run, protocol, strategy, source, options, chief)
+    except (CliError, InputError):
+        run.abandon()
+        raise
+    finally:
+        run.release()
+
+
+def train_in(args, run, protocol, strategy, source, options, chief):
+    """`train` once its run directory is held."""
+    import keras
+
+    import keras_introspect as ki
+    from keras_introspect import plots, recipes
+    from keras_introspect.benchmark.runner import held_out_labels, test_probabilities
+    from keras_introspect.export import export_for_serving
+
     print(f"Training {args.method} / {protocol.arch} on {args.dataset} for {protocol.epochs} epochs with "
           f"{strategy.num_replicas_in_sync} replica(s) → {args.output}"
           f"{' (resuming an interrupted run)' if run.resuming else ''}", flush=True)

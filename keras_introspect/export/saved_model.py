@@ -1,13 +1,17 @@
 """TF SavedModel export with a `serving_default` and an `explain` signature."""
 
+import os
+import shutil
+
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_introspect import backbones
 from keras_introspect.errors import InputError
 
 
-def export_saved_model(model, path, explainer=None, normalization=None):
+def export_saved_model(model, path, explainer=None, normalization=None, overwrite=False):
     """Write `model` as a TF SavedModel for TensorFlow Serving.
 
     Signatures:
@@ -26,9 +30,17 @@ def export_saved_model(model, path, explainer=None, normalization=None):
             `mean` and `std` (`DataSplits.normalization`), as used in
             training (`DataSplits.mean`, `.std`). The signatures then take raw
             images (e.g. pixel values 0–255) and normalize them themselves.
+        overwrite: replace a SavedModel (or any non-empty directory) already at
+            `path`; refused otherwise. The new export is written beside it and
+            takes its place only once complete.
 
     Returns:
         The path written.
+
+    Raises:
+        InputError: `path` is not empty and `overwrite` is False; the
+            normalization is not finite, has a std ≤ 0 or does not match the
+            model's channels.
 
     Example:
     >>> export_saved_model(model, "exported/")
@@ -39,6 +51,9 @@ def export_saved_model(model, path, explainer=None, normalization=None):
 
     from keras_introspect.methods.base import check_finite_weights
 
+    path = str(path)
+    if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)) and not overwrite:
+        raise InputError(f"{path} exists and is not empty; pass overwrite=True to replace it, or export elsewhere.")
     backbone = getattr(model, "backbone", model)
     num_classes = backbones.check_classifier(backbone)
     check_finite_weights(backbone)
@@ -51,7 +66,7 @@ def export_saved_model(model, path, explainer=None, normalization=None):
     track_variables(archive, backbone)  # logits_view shares them
     images_spec = tf.TensorSpec(None, tf.float32, name="images")  # shape checked at run time: see `checked`
 
-    normalization = as_mean_std(normalization)
+    normalization = as_mean_std(normalization, channels=input_shape[-1])
     if normalization is not None:
         mean = tf.constant(normalization[0], tf.float32)
         std = tf.constant(normalization[1], tf.float32)
@@ -108,24 +123,51 @@ def export_saved_model(model, path, explainer=None, normalization=None):
 
     archive.add_endpoint("serve", serve)
     archive.add_endpoint("explain", explain)
-    archive.write_out(str(path), verbose=False)
-    return str(path)
+    if not os.path.exists(path):
+        archive.write_out(path, verbose=False)
+        return path
+    # Replacing: the old export stays whole until the new one is complete.
+    staging = f"{path}.writing-{os.getpid()}"
+    archive.write_out(staging, verbose=False)
+    replaced = f"{path}.replaced-{os.getpid()}"
+    os.rename(path, replaced)
+    os.rename(staging, path)
+    shutil.rmtree(replaced) if os.path.isdir(replaced) else os.remove(replaced)
+    return path
 
 
-def as_mean_std(normalization):
-    """`(mean, std)` from a `(mean, std)` pair or a `{"mean", "std"}` dict (None stays None)."""
+def as_mean_std(normalization, channels=None):
+    """`(mean, std)` from a `(mean, std)` pair or a `{"mean", "std"}` dict (None stays None).
+
+    Args:
+        channels: the model's input channels; each statistic must then have 1 or `channels` entries.
+
+    Raises:
+        InputError: a malformed pair, a non-finite value, a std ≤ 0 (every response would be NaN or
+            infinite), or a length that fits neither one channel nor `channels`.
+    """
     if normalization is None:
         return None
     if isinstance(normalization, dict):
         missing = {"mean", "std"} - set(normalization)
         if missing:
             raise InputError(f"normalization dict lacks {sorted(missing)}; give {{'mean': [...], 'std': [...]}}")
-        return normalization["mean"], normalization["std"]
-    try:
-        mean, std = normalization
-    except (TypeError, ValueError):
-        raise InputError("normalization must be (mean, std) per channel or {'mean': ..., 'std': ...}; "
-                         f"got {type(normalization).__name__}") from None
+        mean, std = normalization["mean"], normalization["std"]
+    else:
+        try:
+            mean, std = normalization
+        except (TypeError, ValueError):
+            raise InputError("normalization must be (mean, std) per channel or {'mean': ..., 'std': ...}; "
+                             f"got {type(normalization).__name__}") from None
+    for name, value in (("mean", mean), ("std", std)):
+        array = np.asarray(value, dtype="float64").ravel()
+        if not np.all(np.isfinite(array)):
+            raise InputError(f"normalization {name} {array.tolist()} is not finite.")
+        if channels is not None and len(array) not in (1, channels):
+            raise InputError(f"normalization {name} has {len(array)} values for a model with {channels} "
+                             "input channel(s); give one per channel (or one for all).")
+    if np.any(np.asarray(std, dtype="float64") <= 0):
+        raise InputError(f"normalization std {np.asarray(std).tolist()} must be > 0 in every channel.")
     return mean, std
 
 

@@ -1,0 +1,216 @@
+"""Where a command-line run writes, so that no run loses or mixes another's results.
+
+* A run writes into `<output>.incomplete/` and takes `<output>`'s place only once everything is
+  written, so `<output>` holds the earlier run or the new one, never a mixture; an interrupted run
+  resumes from that directory when the same command is run again.
+* A run holds `<output>.lock` (its pid, host and start) while it works: a second run into the same
+  `--output` stops with an error naming the first, and a lock left by a process that no longer
+  exists on this host is taken over with a message.
+* `--overwrite` replaces only a finished run of this tool (it leaves `.keras-introspect-run` in
+  it) and never a directory that holds the dataset or lies inside it.
+"""
+
+import datetime
+import json
+import os
+import shutil
+import socket
+
+from keras_introspect.errors import InputError
+
+MARKER = ".keras-introspect-run"
+# What runs of earlier versions (before the marker) leave in --output.
+LEGACY_ARTEFACTS = {"history.csv", "history.json", "metrics.json", "curves.png", "reliability.png",
+                    "explanations.png", "model.keras", "serving"}
+
+
+class CliError(InputError):
+    """A user error found by the command line itself: printed as one line, exit code 2."""
+
+
+class RunLock:
+    """An exclusive lock file naming its holder (pid, host, start, command).
+
+    Args:
+        path: the lock file.
+        command: what the holder runs, for the message a second run prints.
+    """
+
+    def __init__(self, path, command=""):
+        self.path = path
+        self.command = command
+        self.held = False
+
+    def acquire(self):
+        owner = {"pid": os.getpid(), "host": socket.gethostname(),
+                 "started": datetime.datetime.now().isoformat(timespec="seconds"), "command": self.command}
+        for _ in range(2):
+            try:
+                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                holder = self.holder()
+                if not self.stale(holder):
+                    raise CliError(f"another run is writing to this --output: {describe(holder)} holds "
+                                   f"{self.path}; wait for it to finish or choose another --output") from None
+                print(f"Taking over the lock {self.path} left by {describe(holder)}, which no longer runs.",
+                      flush=True)
+                os.remove(self.path)
+                continue
+            with os.fdopen(descriptor, "w") as f:
+                json.dump(owner, f)
+            self.held = True
+            return self
+        raise CliError(f"could not take the lock {self.path}; another run keeps taking it")
+
+    def holder(self):
+        try:
+            with open(self.path) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}  # being written this instant, or unreadable: treated as live
+
+    @staticmethod
+    def stale(holder):
+        """Whether the holder is a process on this host that no longer exists."""
+        if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
+            return False
+        try:
+            os.kill(holder["pid"], 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False  # alive, someone else's
+        return False
+
+    def release(self):
+        if self.held and self.holder().get("pid") == os.getpid():
+            os.remove(self.path)
+        self.held = False
+
+
+def describe(holder):
+    if not holder:
+        return "a run (its lock file is unreadable)"
+    return (f"process {holder.get('pid')} on {holder.get('host')} (started {holder.get('started')}"
+            f"{': ' + holder['command'] if holder.get('command') else ''})")
+
+
+def inside(path, directory):
+    """Whether `path` is `directory` or lies inside it (symbolic links resolved)."""
+    path, directory = os.path.realpath(path), os.path.realpath(directory)
+    return os.path.commonpath([path, directory]) == directory
+
+
+class RunDirectory:
+    """A run's work directory, renamed onto `output` once everything is written (see the module).
+
+    Args:
+        output: the `--output` directory.
+        overwrite: replace an earlier run of this tool in `output`.
+        settings: the run's settings; an interrupted run resumes only with the same ones.
+        dataset: the dataset's path (or name), never to be overwritten or written into.
+        lock: take `<output>.lock` (the chief of a multi-worker run; the other workers write elsewhere).
+        command: the command line, named in the lock.
+    """
+
+    def __init__(self, output, overwrite, settings, dataset=None, lock=True, command=""):
+        self.output = os.path.abspath(output)
+        self.work = self.output + ".incomplete"
+        parent = os.path.dirname(self.output)
+        if os.path.exists(parent) and not os.path.isdir(parent) or any(
+                os.path.isfile(p) for p in parents(self.output)):
+            raise CliError(f"--output {output!r} lies under a file; give a directory path")
+        if os.path.isfile(self.output):
+            raise CliError(f"--output {output!r} is a file; give a directory")
+        if dataset is not None and os.path.exists(str(dataset)):
+            if inside(dataset, self.output) or inside(self.output, dataset):
+                raise CliError(f"--output {output!r} and the dataset {str(dataset)!r} overlap; a run must not write "
+                               "into its data or replace it: choose an --output outside the dataset")
+        self.lock = RunLock(self.output + ".lock", command) if lock else None
+        if self.lock:
+            os.makedirs(parent, exist_ok=True)
+            self.lock.acquire()
+        try:
+            self._check_output(output, overwrite)
+            self.resuming = self._open_work(settings)
+        except BaseException:
+            self.release()
+            raise
+
+    def _check_output(self, output, overwrite):
+        if not os.path.isdir(self.output) or not os.listdir(self.output):
+            return
+        entries = sorted(os.listdir(self.output))
+        listed = f"{', '.join(entries[:4])}{', ...' if len(entries) > 4 else ''}"
+        earlier_run = MARKER in entries or set(entries) <= LEGACY_ARTEFACTS
+        if not overwrite:
+            raise CliError(f"--output {output!r} already holds {'a run' if earlier_run else 'files'} ({listed}); "
+                           + ("pass --overwrite to replace it once the new run has finished, or " if earlier_run
+                              else "") + "choose another --output")
+        if not earlier_run:
+            raise CliError(f"--output {output!r} holds {listed}, which is not a run of keras-introspect (no {MARKER}); "
+                           "--overwrite replaces only earlier runs: choose another --output")
+
+    def _open_work(self, settings):
+        marker = os.path.join(self.work, "settings.json")
+        if os.path.exists(marker):
+            with open(marker) as f:
+                earlier = json.load(f)
+            # A setting one side lacks counts as unset: an option added since keeps resuming at its default.
+            changed = sorted(k for k in set(earlier) | set(settings) if earlier.get(k) != settings.get(k))
+            if changed:
+                raise CliError(f"{self.work} holds an interrupted run with other settings ({', '.join(changed)}); "
+                               "run the same command again to resume it, or delete that directory")
+            return True
+        os.makedirs(self.work, exist_ok=True)
+        with open(marker, "w") as f:
+            json.dump(settings, f, indent=2)
+        return False
+
+    def path(self, *parts):
+        return os.path.join(self.work, *parts)
+
+    def started(self):
+        """Whether training saved any state a rerun could resume from."""
+        return any(os.path.exists(self.path(name)) and os.listdir(self.path(name))
+                   for name in ("backup", "checkpoints") if os.path.isdir(self.path(name)))
+
+    def abandon(self):
+        """After an error before any state was saved: remove the work directory, so the corrected
+        command starts afresh instead of being refused as another run's resumption."""
+        if not self.started() and os.path.isdir(self.work):
+            shutil.rmtree(self.work)
+
+    def commit(self):
+        """Drop the resume state and move the finished run onto `output`."""
+        for name in ("backup", "checkpoints", "settings.json"):
+            target = self.path(name)
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            elif os.path.exists(target):
+                os.remove(target)
+        with open(self.path(MARKER), "w") as f:
+            f.write("A finished run of keras-introspect: `--overwrite` may replace this directory.\n")
+        replaced = None
+        if os.path.isdir(self.output):
+            replaced = f"{self.output}.replaced-{os.getpid()}"
+            os.rename(self.output, replaced)
+        os.rename(self.work, self.output)
+        if replaced:
+            shutil.rmtree(replaced)
+
+    def release(self):
+        if self.lock:
+            self.lock.release()
+
+
+def parents(path):
+    """The existing ancestors of `path`, nearest first."""
+    found = []
+    while True:
+        parent = os.path.dirname(path)
+        if parent == path:
+            return found
+        path = parent
+        if os.path.exists(path):
+            found.append(path)

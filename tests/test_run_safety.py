@@ -1,0 +1,195 @@
+"""No run loses another's results (issue 30): two runs at once, --overwrite, a full disk during a
+backup, exports over exports, and serving statistics that would make every answer NaN."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import tiny_backbone
+
+import keras_introspect as ki
+from keras_introspect import recipes
+from keras_introspect.cli.main import main
+from keras_introspect.cli.run_directory import MARKER, RunLock
+from keras_introspect.errors import InputError
+
+
+def run(output, *extra):
+    return main(["train", "--method", "standard", "--epochs", "1", "--output", str(output), "--verbose", "0", *extra])
+
+
+def test_a_second_run_into_the_same_output_stops_naming_the_first(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "keras_introspect.cli.main", "train", "--method", "standard", "--epochs", "3",
+               "--output", str(out), "--verbose", "0"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / "run.lock"
+    deadline = time.time() + 120
+    while not lock.exists() and first.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    assert lock.exists(), first.communicate()[1][-2000:]
+    second = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 2
+    assert f"process {first.pid} on" in second.stderr and "wait for it to finish" in second.stderr
+    assert len(second.stderr.strip().splitlines()[-1]) > 0 and "Traceback" not in second.stderr
+    _, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err[-2000:]
+    assert (out / "model.keras").exists() and (out / "serving" / "standard" / "1" / "saved_model.pb").exists()
+    assert (out / MARKER).exists() and not lock.exists()  # released at the end
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path, capsys):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = tmp_path / "run.lock"
+    import socket
+    lock.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname(), "started": "earlier"}))
+    assert run(tmp_path / "run") == 0
+    assert "no longer runs" in capsys.readouterr().out
+    assert not lock.exists()
+
+
+def test_a_lock_of_another_host_or_a_live_process_is_respected(tmp_path):
+    lock = RunLock(str(tmp_path / "x.lock"))
+    (tmp_path / "x.lock").write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "now"}))
+    with pytest.raises(InputError, match="process 1 on elsewhere"):
+        lock.acquire()
+    (tmp_path / "x.lock").write_text(json.dumps({"pid": os.getpid(), "host": __import__("socket").gethostname()}))
+    with pytest.raises(InputError, match=f"process {os.getpid()}"):
+        lock.acquire()
+
+
+def test_overwrite_replaces_only_an_earlier_run_never_other_files(tmp_path, capsys):
+    precious = tmp_path / "precious"
+    (precious / "src").mkdir(parents=True)
+    (precious / "thesis.tex").write_text("three years of work")
+    assert run(precious, "--overwrite") == 2
+    assert "not a run of keras-introspect" in capsys.readouterr().err
+    assert (precious / "thesis.tex").read_text() == "three years of work" and (precious / "src").is_dir()
+    assert not (tmp_path / "precious.incomplete").exists() and not (tmp_path / "precious.lock").exists()
+    out = tmp_path / "run"
+    assert run(out) == 0 and (out / MARKER).exists()
+    assert run(out, "--overwrite", "--seed", "1") == 0  # a run of this tool is replaced
+    assert json.loads((out / "metrics.json").read_text())["seed"] == 1
+
+
+def test_a_run_never_writes_into_or_over_its_dataset(tmp_path, capsys):
+    data = tmp_path / "photos"
+    for split in ("train", "test"):
+        for label in ("a", "b"):
+            folder = data / split / label
+            folder.mkdir(parents=True)
+            for i in range(2):
+                keras.utils.save_img(folder / f"{i}.png", np.full((8, 8, 3), 60 * i + 30, "uint8"))
+    before = sorted(str(p) for p in data.rglob("*"))
+    for output in (data, data / "runs"):
+        assert main(["train", "--dataset", str(data), "--arch", "digits_cnn", "--epochs", "1", "--output", str(output),
+                     "--overwrite", "--verbose", "0"]) == 2
+        assert "overlap" in capsys.readouterr().err
+    assert sorted(str(p) for p in data.rglob("*")) == before
+
+
+def test_an_error_after_the_run_directory_exists_leaves_nothing_that_blocks_the_corrected_command(
+        tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+
+    def bad_input(*args, **kwargs):
+        raise InputError("a problem found once the run had started")
+
+    monkeypatch.setattr(recipes, "train_method", bad_input)
+    assert run(out, "--seed", "3") == 2
+    monkeypatch.undo()
+    assert not (tmp_path / "run.incomplete").exists() and not (tmp_path / "run.lock").exists()
+    assert run(out, "--seed", "4") == 0  # other settings: not refused as another run's resumption
+
+
+def test_a_full_disk_during_a_backup_keeps_the_last_good_state_and_the_run_resumes(tmp_path, monkeypatch, capsys):
+    out = tmp_path / "run"
+    saves = []
+    original = keras.Model.save_weights
+
+    def disk_fills_on_the_second_save(self, filepath, *args, **kwargs):
+        saves.append(filepath)
+        if len(saves) == 2:
+            with open(filepath, "wb") as f:
+                f.write(b"\x89HDF\r\n")  # a truncated file, as a full disk leaves it
+            raise OSError(28, "No space left on device")
+        return original(self, filepath, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "save_weights", disk_fills_on_the_second_save)
+    with pytest.raises(OSError, match="No space left"):
+        run(out, "--epochs", "3")
+    monkeypatch.undo()
+    state = tmp_path / "run.incomplete" / "backup" / "state"
+    assert json.loads((state / "training_metadata.json").read_text())["epoch"] == 1
+    assert not [p for p in os.listdir(state) if ".tmp" in p]  # the partial write is gone
+    capsys.readouterr()
+    assert run(out, "--epochs", "3") == 0
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == 3
+
+
+def test_a_damaged_last_state_falls_back_to_the_one_before_with_a_message(tmp_path, capsys):
+    backup = tmp_path / "backup"
+    x = np.random.default_rng(0).normal(size=(8, 8, 8, 3)).astype("float32")
+    y = np.arange(8) % 5
+
+    def fit(epochs):
+        model = ki.StandardModel(tiny_backbone(seed=3))
+        model.compile(optimizer=keras.optimizers.SGD(0.1))
+        callbacks, _ = recipes.resumable(str(backup))
+        return model, model.fit(x, y, epochs=epochs, verbose=0, callbacks=callbacks).history
+
+    fit(2)
+    state = backup / "state"
+    assert json.loads((state / "training_metadata.json.bkp").read_text())["epoch"] == 1
+    with open(state / "latest.weights.h5", "r+b") as f:
+        f.truncate(200)
+    capsys.readouterr()
+    _, history = fit(3)
+    assert "resuming from the one before it" in capsys.readouterr().out
+    assert len(history["loss"]) == 2  # epochs 2 and 3: resumed after epoch 1, the state before the damaged one
+    for name in ("latest.weights.h5", "latest.weights.h5.bkp"):
+        recipes.check_weights_file(str(state / name))
+    (state / "latest.weights.h5").write_bytes(b"garbage")
+    (state / "latest.weights.h5.bkp").write_bytes(b"garbage")
+    with pytest.raises(InputError, match="cannot be loaded"):
+        fit(4)
+
+
+def test_exports_never_overwrite_without_being_asked(tmp_path, images):
+    model = ki.IntrospectiveModel(tiny_backbone(seed=5))
+    path = ki.export.export_saved_model(model, tmp_path / "export")
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    for target in (path, tmp_path / "notes"):
+        with pytest.raises(InputError, match="overwrite=True"):
+            ki.export.export_saved_model(model, target)
+        with pytest.raises(InputError, match="overwrite=True"):
+            model.export(str(target))
+    assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
+    other = ki.IntrospectiveModel(tiny_backbone(seed=6))
+    model.export(path, overwrite=True)
+    ki.export.export_saved_model(other, path, overwrite=True)
+    served = tf.saved_model.load(path)
+    probabilities = served.signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
+    np.testing.assert_allclose(probabilities, tf.nn.softmax(other.predict(images, verbose=0)), atol=1e-5)
+    assert [p for p in os.listdir(tmp_path) if ".writing-" in p or ".replaced-" in p] == []
+
+
+@pytest.mark.parametrize("normalization, message", [
+    ({"mean": [0.0, 0.0, 0.0], "std": [1.0, 0.0, 1.0]}, "must be > 0"),
+    ({"mean": [0.0, float("nan"), 0.0], "std": [1.0, 1.0, 1.0]}, "not finite"),
+    (([0.5], [float("inf")]), "not finite"),
+    ({"mean": [0.0, 0.0], "std": [1.0, 1.0]}, "2 values for a model with 3 input channel"),
+])
+def test_serving_statistics_that_would_answer_nan_are_refused(tmp_path, normalization, message):
+    with pytest.raises(InputError, match=message):
+        ki.export.export_saved_model(ki.StandardModel(tiny_backbone()), tmp_path / "e", normalization=normalization)
+    assert not (tmp_path / "e").exists()
