@@ -278,8 +278,10 @@ def make_splits(source, protocol, seed):
     seed and every method sees the same images. With a protocol that holds out
     a validation split, `splits.test` is that split (see `fit_source`).
     """
-    return fit_source(source, protocol).splits(batch_size=protocol.batch_size, augment=protocol.augment, train_size=protocol.train_size,
-                         seed=seed, subset_seed=0)
+    # None keeps each source's own default (the dataset's statistics)
+    kwargs = {} if protocol.preprocessing is None else {"preprocessing": protocol.preprocessing}
+    return fit_source(source, protocol).splits(batch_size=protocol.batch_size, augment=protocol.augment,
+                                               train_size=protocol.train_size, seed=seed, subset_seed=0, **kwargs)
 
 
 def is_multiworker(strategy):

@@ -44,6 +44,7 @@ class Protocol:
     # Hold out this share of each class's training images as the validation split (drawn with seed 0, the
     # same for every seed and method): fit validates on it, the test split is kept for the verdict.
     validation_fraction: float | None = None
+    preprocessing: str | None = None  # data.preprocessing: None (the dataset's statistics), "raw" or a family
 
     def train_examples(self, available):
         """How many of `available` training examples a run uses (`train_size` caps them; None uses all).

@@ -127,6 +127,10 @@ def build_parser():
                        help="digits, cifar10, cifar100, another TFDS name, or an image folder (streamed)")
     train.add_argument("--image-size", type=_image_size, default=None,
                        help="H or H,W: resize images to this size (image folders: default the first image's)")
+    train.add_argument("--preprocessing", default=None,
+                       help="what the backbone expects: standardize (default: the dataset's statistics), raw (0-255 "
+                            "pixels, for bases with their preprocessing inside) or a keras.applications family "
+                            "(e.g. resnet_v2); served requests are raw pixels either way")
     train.add_argument("--validation-split", type=_number(float, "--validation-split", 0.0, False, 1.0), default=None,
                        help="hold out this fraction of a folder of class folders (no train/ and test/)")
     train.add_argument("--skip-bad-files", action="store_true",
@@ -227,15 +231,17 @@ def train(args):
         batch_size=args.batch_size or defaults["batch_size"],
         lr=args.lr if args.lr is not None else defaults["lr"],
         weight_decay=args.weight_decay, train_size=args.train_size, augment=not args.no_augment,
-        bn_momentum=args.bn_momentum, sync_bn=args.sync_bn,
+        bn_momentum=args.bn_momentum, sync_bn=args.sync_bn, preprocessing=args.preprocessing,
     )
     settings = json.loads(json.dumps({k: v for k, v in vars(args).items() if k not in ("verbose", "overwrite", "command")}))
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
     strategy = ki.distribute.get_strategy(args.strategy)
     source = ki.data.open_source(args.dataset, image_size=args.image_size, validation_split=args.validation_split,
                                  skip_bad_files=args.skip_bad_files, data_dir=args.data_dir, download=args.download)
-    # An unknown architecture fails before any file is written.
+    # An unknown architecture or preprocessing fails before any file is written.
     ki.architectures.get(protocol.arch, source.num_classes, source.input_shape)
+    if args.preprocessing not in (None, *ki.data.preprocessing.OWN):
+        ki.data.preprocessing.statistics(args.preprocessing, channels=source.input_shape[-1])
     chief = ki.distribute.is_chief(strategy)
     run = RunDirectory(args.output, args.overwrite, settings, dataset=args.dataset, lock=chief,
                        command=" ".join(["keras-introspect", *sys.argv[1:]]))

@@ -2,6 +2,7 @@
 
 import os
 
+from keras_introspect.data import preprocessing
 from keras_introspect.data.pipeline import DataSplits, make_pipelines, pad_crop_flip, with_example_id
 from keras_introspect.data.streaming import ImageFolderSource, TFDSSource, image_size_arg
 from keras_introspect.errors import InputError
@@ -92,17 +93,24 @@ def _is_tfds_name(name):
 
 
 def load(dataset="digits", batch_size=128, augment=True, train_size=None, seed=0, image_size=None,
-         validation_split=None, skip_bad_files=False, data_dir=None, download=False):
+         validation_split=None, skip_bad_files=False, data_dir=None, download=False, preprocessing=None):
     """A dataset's train and held-out pipelines (see `open_source` and `make_pipelines`).
+
+    `preprocessing` matches the pixels to the backbone (`data.preprocessing`): `"standardize"`
+    (default, the dataset's statistics), `"raw"` (0–255, for bases with their preprocessing
+    inside) or a `keras.applications` family such as `"resnet_v2"`; `splits.normalization` and
+    the export take the same scaling, so served requests stay raw 0–255 pixels.
 
     Example:
     >>> splits = ki.data.load("cifar10", batch_size=128, train_size=10_000)
     >>> splits = ki.data.load("photos/", image_size=128, validation_split=0.1)   # streamed
+    >>> splits = ki.data.load("photos/", image_size=224, preprocessing="raw")    # for EfficientNetV2
     >>> model.fit(splits.train, validation_data=splits.test, epochs=15)
     """
     source = open_source(dataset, image_size=image_size, validation_split=validation_split,
                          skip_bad_files=skip_bad_files, data_dir=data_dir, download=download)
-    return source.splits(batch_size=batch_size, augment=augment, train_size=train_size, seed=seed)
+    return source.splits(batch_size=batch_size, augment=augment, train_size=train_size, seed=seed,
+                         preprocessing=preprocessing)
 
 
 __all__ = [
@@ -118,6 +126,7 @@ __all__ = [
     "load_arrays",
     "make_pipelines",
     "open_source",
+    "preprocessing",
     "pad_crop_flip",
     "stratified_subset",
     "tfds_dataset",

@@ -6,6 +6,7 @@ import functools
 import numpy as np
 import tensorflow as tf
 
+from keras_introspect.data import preprocessing as preprocessing_lib
 from keras_introspect.data import sources
 from keras_introspect.errors import InputError
 
@@ -47,6 +48,7 @@ class DataSplits:
     y_train: np.ndarray
     batch_size: int = 128
     augment: bool = True
+    pixel_max: float | None = None  # 255 or 1: the range of the images as loaded (None: guessed from the mean)
 
     # The pipelines hold the images as loaded (uint8 for photos) and normalize each example as it
     # is read: a normalized float32 copy is 4× larger, and the shuffle buffer holds another
@@ -102,6 +104,8 @@ class DataSplits:
 
     @property
     def scale(self):
+        if self.pixel_max is not None:
+            return self.pixel_max
         return 255.0 if self.mean.max() > 1.5 else 1.0
 
 
@@ -133,7 +137,7 @@ def pad_crop_flip(image, seed, pad=None):
 
 
 def make_pipelines(arrays, batch_size=128, augment=True, train_size=None, seed=0, eval_batch_size=None,
-                   subset_seed=None):
+                   subset_seed=None, preprocessing=None):
     """Build normalized, batched, prefetched train/test datasets.
 
     Args:
@@ -147,6 +151,9 @@ def make_pipelines(arrays, batch_size=128, augment=True, train_size=None, seed=0
         subset_seed: seed of the training subset, to keep one subset fixed
             while `seed` varies (benchmarks).
         eval_batch_size: test batch size (default `batch_size`).
+        preprocessing: what the backbone expects (`data.preprocessing`):
+            `"standardize"` (default, the training images' statistics),
+            `"raw"` or a `keras.applications` family such as `"resnet_v2"`.
 
     Returns:
         `DataSplits`.
@@ -155,7 +162,8 @@ def make_pipelines(arrays, batch_size=128, augment=True, train_size=None, seed=0
         raise InputError(f"batch_size must be >= 1, got {batch_size}.")
     subset_seed = seed if subset_seed is None else subset_seed
     x_train, y_train = sources.stratified_subset(arrays.x_train, arrays.y_train, train_size, subset_seed)
-    mean, std = channel_statistics(x_train)
+    own = channel_statistics(x_train) if preprocessing in (None, "standardize") else None
+    mean, std = preprocessing_lib.statistics(preprocessing, own, channels=arrays.input_shape[-1])
 
     def normalize(images):
         return (tf.cast(images, tf.float32) - mean) / std
@@ -184,8 +192,14 @@ def make_pipelines(arrays, batch_size=128, augment=True, train_size=None, seed=0
         class_names=list(arrays.class_names), input_shape=arrays.input_shape, mean=mean, std=std,
         num_train=len(y_train), num_test=len(arrays.y_test),
         images_test=arrays.x_test, y_test=arrays.y_test, images_train=x_train, y_train=y_train,
-        batch_size=int(batch_size), augment=augment,
+        batch_size=int(batch_size), augment=augment, pixel_max=pixel_max(arrays.x_train),
     )
+
+
+def pixel_max(images):
+    """The largest pixel value of images as loaded: 255 for 8-bit images, else 1 when they lie in [0, 1]."""
+    images = np.asarray(images)
+    return 255.0 if images.dtype == np.uint8 or images.size and float(images.max()) > 1.5 else 1.0
 
 
 def channel_statistics(images, chunk=256):

@@ -46,12 +46,13 @@ class ArrayData:
     def input_shape(self):
         return tuple(self.x_train.shape[1:])
 
-    def splits(self, batch_size=128, augment=True, train_size=None, seed=0, subset_seed=None, eval_batch_size=None):
+    def splits(self, batch_size=128, augment=True, train_size=None, seed=0, subset_seed=None, eval_batch_size=None,
+               preprocessing=None):
         """Normalized, batched pipelines of these arrays (`data.make_pipelines`)."""
         from keras_introspect.data.pipeline import make_pipelines
 
         return make_pipelines(self, batch_size=batch_size, augment=augment, train_size=train_size, seed=seed,
-                              subset_seed=subset_seed, eval_batch_size=eval_batch_size)
+                              subset_seed=subset_seed, eval_batch_size=eval_batch_size, preprocessing=preprocessing)
 
     def validation_split(self, fraction, seed=0):
         """These arrays with a stratified `fraction` of the training images held out as the held-out split.

@@ -33,6 +33,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
+from keras_introspect.data import preprocessing as preprocessing_lib
 from keras_introspect.data import sources
 from keras_introspect.data.pipeline import DataSplits, pad_crop_flip, with_example_id
 from keras_introspect.errors import InputError
@@ -301,7 +302,7 @@ class ImageFolderSource(StreamingSource):
         return center_crop_resize(decode(path), self.image_size)
 
     def splits(self, batch_size=128, augment="auto", train_size=None, seed=0, subset_seed=None,
-               eval_batch_size=None):
+               eval_batch_size=None, preprocessing=None):
         """Streaming train/test pipelines (see `data.make_pipelines` for the arguments)."""
         files = self.train
         if train_size is not None and train_size < len(files.paths):
@@ -314,11 +315,11 @@ class ImageFolderSource(StreamingSource):
         test = tf.data.Dataset.from_tensor_slices((self.test.paths, self.test.labels))
         return build_splits(self, examples, lambda p: decode(p), test.map(lambda p, y: (self.load(p), y),
                             num_parallel_calls=tf.data.AUTOTUNE), len(files.paths), len(self.test.paths),
-                            batch_size, augment, seed, eval_batch_size)
+                            batch_size, augment, seed, eval_batch_size, preprocessing=preprocessing)
 
 
 def build_splits(source, examples, load_raw, test_views, num_train, num_test, batch_size, augment, seed,
-                 eval_batch_size=None, shuffle_buffer=None):
+                 eval_batch_size=None, shuffle_buffer=None, preprocessing=None):
     """Streaming `DataSplits` from `(item, label, index)` examples and a test set of evaluation views.
 
     `load_raw(item)` gives the full decoded image (float32, 0–255) of a
@@ -330,7 +331,8 @@ def build_splits(source, examples, load_raw, test_views, num_train, num_test, ba
         raise InputError(f"batch_size must be >= 1, got {batch_size}.")
     size = source.image_size
     policy = resolve_augmentation(augment, size)
-    mean, std = tf.constant(source.mean), tf.constant(source.std)
+    statistics = preprocessing_lib.statistics(preprocessing, (source.mean, source.std), channels=3)
+    mean, std = (tf.constant(v) for v in statistics)
 
     def train_view(item, label, index, random_seed):
         image = load_raw(item)
@@ -352,10 +354,10 @@ def build_splits(source, examples, load_raw, test_views, num_train, num_test, ba
         train=train_examples.batch(int(batch_size)).prefetch(tf.data.AUTOTUNE),
         test=test.batch(int(eval_batch_size or batch_size)).prefetch(tf.data.AUTOTUNE),
         train_examples=train_examples, train_examples_with_ids=indexed.map(with_example_id),
-        class_names=list(source.class_names), input_shape=(*size, 3), mean=np.asarray(source.mean),
-        std=np.asarray(source.std), num_train=int(num_train), num_test=int(num_test),
+        class_names=list(source.class_names), input_shape=(*size, 3), mean=statistics[0],
+        std=statistics[1], num_train=int(num_train), num_test=int(num_test),
         images_test=None, y_test=None, images_train=None, y_train=None, batch_size=int(batch_size),
-        augment=policy != "none",
+        augment=policy != "none", pixel_max=255.0,
     )
 
 
@@ -399,7 +401,7 @@ class TFDSSource(StreamingSource):
                                     tf.cast(y, tf.int32)))
 
     def splits(self, batch_size=128, augment="auto", train_size=None, seed=0, subset_seed=None,
-               eval_batch_size=None):
+               eval_batch_size=None, preprocessing=None):
         if train_size is not None:
             raise InputError("train_size is not supported for streamed TFDS data; use an image folder or arrays.")
         examples = tf.data.Dataset.zip((self._read(self.train_split),
@@ -410,4 +412,5 @@ class TFDSSource(StreamingSource):
             num_parallel_calls=tf.data.AUTOTUNE)
         # The items are decoded images, not names: a bounded shuffle buffer keeps memory flat.
         return build_splits(self, examples, lambda x: tf.cast(x, tf.float32), test, self.num_train, self.num_test,
-                            batch_size, augment, seed, eval_batch_size, shuffle_buffer=min(self.num_train, 2048))
+                            batch_size, augment, seed, eval_batch_size, shuffle_buffer=min(self.num_train, 2048),
+                            preprocessing=preprocessing)
