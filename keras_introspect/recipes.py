@@ -338,7 +338,7 @@ def train_method(source, protocol, method, options=None, seed=0, teacher=None, s
     steps = splits.num_train // batch_size if multiworker else -(-splits.num_train // batch_size)
     with strategy.scope():
         backbone = architectures.get(protocol.arch, splits.num_classes, splits.input_shape,
-                                     bn_momentum=protocol.bn_momentum)
+                                     bn_momentum=protocol.bn_momentum, weights=protocol.weights)
         if protocol.sync_bn:
             backbone = synchronize_batchnorm(backbone)
         model = spec.build(backbone, teacher=teacher, num_examples=splits.num_train, **options)

@@ -183,3 +183,59 @@ def test_inner_layer_addresses_are_checked_with_the_valid_names(photos):
     with pytest.raises(InputError, match="no layer named 'dense/kernel'"):
         backbones.get_layer(backbone, "dense/kernel")  # not a nested model
     assert "MobileNetV3Small/expanded_conv_1_project_bn" in backbones.conv_layer_names(backbone)
+
+
+def rgb_folder(root, size=32, per_class=4):
+    rng = np.random.default_rng(0)
+    for split in ("train", "test"):
+        for label in ("cat", "dog", "fox"):
+            folder = root / split / label
+            folder.mkdir(parents=True)
+            for i in range(per_class):
+                keras.utils.save_img(folder / f"{i}.png", rng.integers(0, 256, (size, size, 3), dtype="uint8"))
+    return root
+
+
+def test_the_command_line_trains_a_keras_applications_base_with_its_own_preprocessing(tmp_path):
+    import json
+
+    from keras_introspect.cli.main import main
+
+    data = rgb_folder(tmp_path / "photos")
+    out = tmp_path / "run"
+    assert main(["train", "--dataset", str(data), "--arch", "keras:MobileNetV3Small", "--epochs", "1",
+                 "--batch-size", "4", "--output", str(out), "--verbose", "0"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    # MobileNetV3 carries its preprocessing inside: raw pixels
+    assert metrics["normalization"] == {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]}
+    served = tf.saved_model.load(str(out / "serving" / "il" / "1"))
+    image = keras.utils.img_to_array(keras.utils.load_img(data / "test" / "cat" / "0.png"))[None]
+    probabilities = served.signatures["serving_default"](images=tf.constant(image))["probabilities"].numpy()
+    model = keras.saving.load_model(out / "model.keras")
+    np.testing.assert_allclose(probabilities, tf.nn.softmax(model.predict(image, verbose=0)), atol=1e-5)
+
+
+def test_keras_applications_names_weights_and_sizes_are_checked(tmp_path, monkeypatch, capsys):
+    import urllib.error
+
+    from keras_introspect.architectures import applications
+    from keras_introspect.cli.main import main
+
+    data = rgb_folder(tmp_path / "photos", per_class=1)
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("no network")
+
+    monkeypatch.setattr(keras.utils, "get_file", offline)
+    monkeypatch.setattr("keras.src.utils.file_utils.get_file", offline)
+    cases = [(["--arch", "keras:MobileNetV3Small", "--weights", "imagenet"], "ImageNet weights could not be fetched"),
+             (["--arch", "keras:NoSuchNet"], "Unknown Keras Applications family 'NoSuchNet'"),
+             (["--arch", "keras:ResNet50"], "not a per-channel scaling"),  # caffe mode: RGB to BGR
+             (["--arch", "resnet20", "--weights", "imagenet"], "has no pretrained weights")]
+    for extra, message in cases:
+        assert main(["train", "--dataset", str(data), "--epochs", "1", "--output", str(tmp_path / "out"), *extra]) == 2
+        assert message in capsys.readouterr().err, extra
+        assert not (tmp_path / "out.incomplete").exists()
+    with pytest.raises(InputError, match="cannot take inputs of shape"):
+        applications.application("MobileNetV3Small", 10, (8, 8, 3))  # digits are too small
+    assert applications.family_preprocessing("EfficientNetV2B0") == "efficientnet_v2"

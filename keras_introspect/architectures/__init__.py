@@ -2,6 +2,7 @@
 
 import keras
 
+from keras_introspect.architectures import applications
 from keras_introspect.architectures.digits_cnn import digits_cnn
 from keras_introspect.architectures.resnet18 import resnet18, resnet18_w32
 from keras_introspect.architectures.resnet_cifar import (
@@ -61,28 +62,37 @@ def set_batchnorm_momentum(model, momentum):
     return model
 
 
-def get(name, num_classes, input_shape, bn_momentum=None):
+def get(name, num_classes, input_shape, bn_momentum=None, weights=None):
     """Build an architecture by name.
 
     Args:
-        name: one of `ARCHITECTURES` (`"resnet8"`-style names of any 6n+2 depth work too).
+        name: one of `ARCHITECTURES` (`"resnet8"`-style names of any 6n+2 depth work too), or
+            `"keras:<Family>"` for a Keras Applications base (`applications.application`).
         num_classes: output logits.
         input_shape: `(height, width, channels)`.
         bn_momentum: BatchNormalization momentum (None: Keras' 0.99); see
             `set_batchnorm_momentum`.
+        weights: for `keras:` names, `"none"` (or None) or `"imagenet"`; the library's own architectures
+            have no pretrained weights.
     """
     key = name.lower().replace("-", "")
-    if key in ARCHITECTURES:
+    if name.startswith(applications.PREFIX):
+        model = applications.application(name[len(applications.PREFIX):], num_classes, input_shape, weights=weights)
+    elif weights not in (None, "none"):
+        raise InputError(f"{name} has no pretrained weights; weights={weights!r} is for keras:<Family> architectures.")
+    elif key in ARCHITECTURES:
         model = ARCHITECTURES[key](num_classes=num_classes, input_shape=input_shape)
     elif key.startswith("resnet") and key[6:].isdigit():
         model = resnet_cifar(int(key[6:]), num_classes, input_shape=input_shape)
     else:
-        raise InputError(f"Unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)}.")
+        raise InputError(f"Unknown architecture {name!r}; choose one of {sorted(ARCHITECTURES)} or "
+                         f"{applications.PREFIX}<Family> (a keras.applications model, e.g. keras:MobileNetV3Small).")
     return model if bn_momentum is None else set_batchnorm_momentum(model, bn_momentum)
 
 
 __all__ = [
     "ARCHITECTURES",
+    "applications",
     "digits_cnn",
     "get",
     "resnet110",

@@ -45,6 +45,7 @@ class Protocol:
     # same for every seed and method): fit validates on it, the test split is kept for the verdict.
     validation_fraction: float | None = None
     preprocessing: str | None = None  # data.preprocessing: None (the dataset's statistics), "raw" or a family
+    weights: str | None = None  # "imagenet" for keras:<Family> architectures (None: "none")
 
     def train_examples(self, available):
         """How many of `available` training examples a run uses (`train_size` caps them; None uses all).

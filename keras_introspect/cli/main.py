@@ -137,7 +137,11 @@ def build_parser():
                        help="leave out files that do not decode as images (default: stop, naming them)")
     train.add_argument("--data-dir", default=None, help="TFDS data directory (cifar10/cifar100)")
     train.add_argument("--download", action="store_true", help="let TFDS download a missing dataset")
-    train.add_argument("--arch", default=None, help=", ".join(architectures.ARCHITECTURES))
+    train.add_argument("--arch", default=None, help=", ".join(architectures.ARCHITECTURES) + ", or keras:<Family> "
+                       "(a Keras Applications base, e.g. keras:MobileNetV3Small; its own preprocessing by default)")
+    train.add_argument("--weights", default=None, choices=architectures.applications.WEIGHTS,
+                       help="for keras:<Family>: random initialisation (none, default) or ImageNet weights "
+                            "(downloaded by Keras on first use)")
     train.add_argument("--epochs", type=_number(int, "--epochs", 1), default=None)
     train.add_argument("--batch-size", type=_number(int, "--batch-size", 1), default=None)
     train.add_argument("--lr", type=_number(float, "--lr", 0.0, False), default=None,
@@ -231,7 +235,10 @@ def train(args):
         batch_size=args.batch_size or defaults["batch_size"],
         lr=args.lr if args.lr is not None else defaults["lr"],
         weight_decay=args.weight_decay, train_size=args.train_size, augment=not args.no_augment,
-        bn_momentum=args.bn_momentum, sync_bn=args.sync_bn, preprocessing=args.preprocessing,
+        bn_momentum=args.bn_momentum, sync_bn=args.sync_bn, weights=args.weights,
+        # a Keras Applications base gets its family's own preprocessing unless told otherwise
+        preprocessing=args.preprocessing or (ki.architectures.applications.family_preprocessing(args.arch[6:])
+                                             if (args.arch or "").startswith("keras:") else None),
     )
     settings = json.loads(json.dumps({k: v for k, v in vars(args).items() if k not in ("verbose", "overwrite", "command")}))
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
@@ -239,9 +246,9 @@ def train(args):
     source = ki.data.open_source(args.dataset, image_size=args.image_size, validation_split=args.validation_split,
                                  skip_bad_files=args.skip_bad_files, data_dir=args.data_dir, download=args.download)
     # An unknown architecture or preprocessing fails before any file is written.
-    ki.architectures.get(protocol.arch, source.num_classes, source.input_shape)
-    if args.preprocessing not in (None, *ki.data.preprocessing.OWN):
-        ki.data.preprocessing.statistics(args.preprocessing, channels=source.input_shape[-1])
+    ki.architectures.get(protocol.arch, source.num_classes, source.input_shape, weights=protocol.weights)
+    if protocol.preprocessing not in (None, *ki.data.preprocessing.OWN):
+        ki.data.preprocessing.statistics(protocol.preprocessing, channels=source.input_shape[-1])
     chief = ki.distribute.is_chief(strategy)
     run = RunDirectory(args.output, args.overwrite, settings, dataset=args.dataset, lock=chief,
                        command=" ".join(["keras-introspect", *sys.argv[1:]]))
