@@ -136,9 +136,11 @@ def fit_temperature(labels, probabilities):
     Returns:
         The temperature, a float in `TEMPERATURE_BOUNDS` (> 1: the model was over-confident).
 
-    Example:
-    >>> t = fit_temperature(val_labels, val_probabilities)
-    >>> expected_calibration_error(test_labels, scale_temperature(test_probabilities, t))
+    Example (fit on validation, apply to test):
+    >>> over_confident = [[0.99, 0.01], [0.99, 0.01], [0.01, 0.99], [0.99, 0.01]]   # 3 of 4 right
+    >>> t = fit_temperature([0, 0, 1, 1], over_confident)
+    >>> round(t, 2), scale_temperature([[0.99, 0.01]], t).round(2).tolist()   # 0.75 after scaling
+    (4.18, [[0.75, 0.25]])
     """
     from scipy.optimize import minimize_scalar
 
