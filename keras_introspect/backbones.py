@@ -152,11 +152,11 @@ def _check_classifier(backbone):
             "giving logits or softmax probabilities of shape (batch, classes) with "
             "at least 2 classes is needed."
         )
-    last_activation = _activation_name(backbone.layers[-1])
-    if last_activation in ("sigmoid", "relu", "tanh", "softplus"):
+    squashed = squashing_head(backbone)
+    if squashed:
         raise BackboneError(
-            f"The backbone {backbone.name!r} ends in a {last_activation} activation; "
-            "keras-introspect needs logits (no activation) or a softmax output."
+            f"The backbone {backbone.name!r} ends in {squashed}; keras-introspect needs logits "
+            "(no activation) or a softmax output."
         )
     if not ends_in_softmax(backbone) and outputs_look_like_probabilities(backbone):
         raise BackboneError(
@@ -166,6 +166,75 @@ def _check_classifier(backbone):
             "in a layer of its own: keras.layers.Softmax() or Dense(classes, activation='softmax')."
         )
     return int(shape[-1])
+
+
+PARAMETER_FREE_HEADS = (keras.layers.Activation, keras.layers.Lambda, keras.layers.ReLU, keras.layers.LeakyReLU,
+                        keras.layers.ELU, keras.layers.PReLU)
+
+
+def squashing_head(backbone):
+    """A description of the last layer when it squashes logits (sigmoid, ReLU, tanh, softplus, ...), else None.
+
+    Decided by what it computes, as the softmax check is: its activation (or, for a
+    parameter-free layer such as `ReLU()` or `Lambda(tf.math.sigmoid)`, the layer itself) is
+    applied to spread logit-like values; outputs that are all non-negative or all within
+    [-1, 1] are not logits.
+    """
+    last = backbone.layers[-1]
+    classes = backbone.outputs[0].shape[-1]
+    if ends_in_softmax(backbone) or classes is None:
+        return None
+    if isinstance(last, PARAMETER_FREE_HEADS) and not isinstance(last, keras.layers.PReLU):
+        function = last
+    else:
+        function = getattr(last, "activation", None)
+        if function is None or function in (keras.activations.linear,):
+            return None
+    with tf.init_scope():
+        z = _probe(classes)
+        try:
+            out = tf.cast(tf.convert_to_tensor(function(z)), tf.float32)
+        except Exception:  # not a function of one (batch, classes) tensor: leave it to the other checks
+            return None
+        if tuple(out.shape) != tuple(z.shape) or bool(tf.reduce_all(tf.abs(out - z) < 1e-6)):
+            return None  # an identity
+        if bool(tf.reduce_all(out >= 0.0)) or bool(tf.reduce_all(tf.abs(out) <= 1.0)):
+            name = _activation_name(last) or type(last).__name__
+            return f"a layer that squashes its outputs ({type(last).__name__} {last.name!r}, {name})"
+    return None
+
+
+def check_channels_last(backbone):
+    """Refuse a backbone with `channels_first` layers for the explainers that read feature maps.
+
+    CAM and Grad-CAM treat a feature map as `(batch, height, width, channels)`; on a
+    `channels_first` map they would silently average over the wrong axes.
+
+    Raises:
+        BackboneError: naming the first such layer.
+    """
+    for layer in [backbone, *getattr(backbone, "_flatten_layers", lambda: [])()]:
+        if getattr(layer, "data_format", None) == "channels_first":
+            raise BackboneError(
+                f"The backbone {backbone.name!r} has channels_first layers ({type(layer).__name__} {layer.name!r}); "
+                "CAM and Grad-CAM read (batch, height, width, channels) maps. Build it channels_last, or use an "
+                "input-gradient explainer (vanilla_gradients, gradient_input)."
+            )
+
+
+def check_batch(backbone, x, what="explain"):
+    """Refuse inputs that are not a batch of what `backbone` takes (one image without its batch axis, say).
+
+    Raises:
+        InputError: naming the expected and the given shapes.
+    """
+    expected = tuple(backbone.inputs[0].shape[1:])
+    shape = tuple(getattr(x, "shape", ()))
+    if len(shape) == len(expected) and all(e is None or e == g for e, g in zip(expected, shape)):
+        raise InputError(f"{what} takes a batch of shape (batch, {', '.join(map(str, expected))}); got one input of "
+                         f"shape {shape}: add the batch axis (x[None]).")
+    if len(shape) != len(expected) + 1:
+        raise InputError(f"{what} takes a batch of shape (batch, {', '.join(map(str, expected))}); got shape {shape}.")
 
 
 def is_graph_model(model):
@@ -287,6 +356,7 @@ def gap_dense_head(backbone):
     Raises:
         BackboneError: if the head has another structure.
     """
+    check_channels_last(backbone)
     dense = backbone.layers[-1]
     if ends_in_softmax(backbone) and isinstance(dense, (keras.layers.Softmax, keras.layers.Activation,
                                                         keras.layers.Lambda)):

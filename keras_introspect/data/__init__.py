@@ -70,12 +70,19 @@ def open_source(dataset="digits", image_size=None, validation_split=None, skip_b
     if dataset == "digits":
         if image_size is not None:
             raise InputError("digits are 8×8 images; drop image_size.")
+        if validation_split is not None:
+            raise InputError("digits come with their own test split; validation_split holds out part of a folder of "
+                             "class folders (for a validation split of digits' training images: "
+                             "ki.data.load_arrays('digits').validation_split(0.1)).")
         return digits()
     if os.path.isdir(os.path.expanduser(dataset)):
         return ImageFolderSource(dataset, image_size=image_size, validation_split=validation_split,
                                  skip_bad_files=skip_bad_files)
     if dataset.startswith(("/", ".", "~")) or os.path.sep in dataset and not _is_tfds_name(dataset):
         raise DatasetNotFoundError(f"Dataset directory {dataset!r} does not exist.")
+    if validation_split is not None:
+        raise InputError(f"{dataset!r} comes with its own held-out split; validation_split holds out part of a "
+                         "folder of class folders.")
     if dataset in IN_MEMORY_TFDS and image_size is None:
         return load_arrays(dataset, data_dir=data_dir, download=download)
     if _is_tfds_name(dataset):

@@ -186,15 +186,20 @@ def prepared_builder(name, data_dir=None, download=False):
 
 
 def image_folder(path):
-    """A local ImageFolder: `path/train/<class>/*` and `path/test/<class>/*`.
+    """A local ImageFolder in memory: `path/train/<class>/*` and `path/test/<class>/*`.
 
-    Read with `tfds.folder_dataset.ImageFolder`; label indices follow the
-    alphabetical order of the class directories.
+    The files are listed by the same rule as the streamed loader (`streaming.list_image_folder`:
+    hidden files and folders, such as `.ipynb_checkpoints/`, and files that are not images are
+    ignored), so both give the same classes and label indices (alphabetical order of the class
+    folders). Images are decoded as RGB uint8 and must share one size (stream them with
+    `image_size` otherwise).
 
     Raises:
         DatasetNotFoundError: when `path` or its splits are missing.
+        BadImageError: naming files that cannot be decoded.
+        InputError: images of different sizes.
     """
-    import tensorflow_datasets as tfds
+    from keras_introspect.data import streaming
 
     path = os.path.expanduser(str(path))
     if not os.path.isdir(path):
@@ -205,30 +210,30 @@ def image_folder(path):
             f"Dataset directory {path!r} has no {' or '.join(missing)} split; an "
             "ImageFolder needs train/<class>/<image> and test/<class>/<image>."
         )
-    check_class_folders(path, ("train", "test"))
-    builder = tfds.folder_dataset.ImageFolder(path)
+    classes, train, test, _ = streaming.list_image_folder(path)
     arrays = {}
-    for split in ("train", "test"):
+    for split, files in (("train", train), ("test", test)):
+        if not files.paths:
+            raise DatasetNotFoundError(f"The {split} split of {path!r} contains no images.")
+        decoded = tf.data.Dataset.from_tensor_slices(files.paths).map(
+            lambda p: tf.ensure_shape(tf.io.decode_image(tf.io.read_file(p), channels=3, expand_animations=False),
+                                      (None, None, 3)), num_parallel_calls=tf.data.AUTOTUNE)
         try:
-            ds = builder.as_dataset(split=split, as_supervised=True, batch_size=-1, shuffle_files=False)
-            x, y = tfds.as_numpy(ds)
+            images = [image.numpy() for image in decoded]
         except tf.errors.InvalidArgumentError:
-            # TFDS names no file when one does not decode ("jpeg::Uncompress failed"): find it.
-            from keras_introspect.data import streaming
-
-            _, files, test, held_out = streaming.list_image_folder(path)
-            listed = files if split == "train" else test
-            bad = streaming.scan_files(listed, (8, 8))[0]
+            bad = streaming.scan_files(files, (8, 8))[0]
             raise streaming.BadImageError(
                 f"{len(bad)} file(s) of the {split} split cannot be decoded as images: {'; '.join(bad[:5])}. "
                 "Remove them (in-memory loading cannot skip files; the streamed pipeline can: "
                 "ki.data.load(path, skip_bad_files=True))."
             ) from None
-        if len(x) == 0:
-            raise DatasetNotFoundError(f"The {split} split of {path!r} contains no images.")
-        arrays[split] = (x, y.astype("int32"))
-    names = builder.info.features["label"].names
-    return ArrayData(os.path.basename(os.path.normpath(path)), *arrays["train"], *arrays["test"], names)
+        sizes = sorted({image.shape for image in images})
+        if len(sizes) > 1:
+            raise InputError(f"The {split} split of {path!r} has images of {len(sizes)} sizes ({sizes[:3]}...); "
+                             "in-memory loading needs one size: stream them resized with "
+                             "ki.data.load(path, image_size=...).")
+        arrays[split] = (np.stack(images), files.labels.astype("int32"))
+    return ArrayData(os.path.basename(os.path.normpath(path)), *arrays["train"], *arrays["test"], list(classes))
 
 
 def class_folders(directory):

@@ -245,6 +245,12 @@ def drop_bad(files, bad, split, skip_bad_files):
                             "Remove them, or pass skip_bad_files=True (CLI: --skip-bad-files) to leave them out.")
     print(f"Skipped {len(bad)} undecodable file(s) of the {split} split (e.g. {bad[0]}).", flush=True)
     keep = [i for i, p in enumerate(files.paths) if p not in set(bad)]
+    lost = sorted(set(files.labels.tolist()) - set(files.labels[keep].tolist()))
+    if lost:
+        raise BadImageError(f"Every file of class index(es) {lost} in the {split} split is undecodable; skipping them "
+                            "would train or test without the class. Repair or replace those files.")
+    if not keep:
+        raise BadImageError(f"Every file of the {split} split is undecodable.")
     return FileList([files.paths[i] for i in keep], files.labels[keep])
 
 

@@ -143,6 +143,34 @@ def _as_history(rows):
     return history
 
 
+def check_same_model(model, directory):
+    """Record which model a checkpoint folder belongs to; refuse to resume it into another.
+
+    A checkpoint restores into any model with matching variable shapes, so an IL run's folder would
+    resume a `StandardModel` silently and mix both histories.
+
+    Raises:
+        InputError: the folder holds checkpoints of another model class or configuration.
+    """
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "model.json")
+    # the method and its options; the backbone's own names differ between builds (a wrong
+    # architecture fails on restore anyway)
+    config = {k: v for k, v in model.get_config().items() if k not in ("name", "backbone", "trainable", "dtype")}
+    mine = json.loads(json.dumps({"class": type(model).__name__, "config": config}, default=str, sort_keys=True))
+    if os.path.exists(path):
+        with open(path) as f:
+            theirs = json.load(f)
+        if theirs != mine:
+            what = "class" if theirs.get("class") != mine["class"] else "configuration"
+            raise InputError(f"{directory} holds checkpoints of a {theirs.get('class')} with another {what} than this "
+                             f"{mine['class']}; resume it with the same model, or give another checkpoint_dir.")
+        return
+    with open(path + ".tmp", "w") as f:
+        json.dump(mine, f)
+    os.replace(path + ".tmp", path)
+
+
 def fit_distributed(model, dataset_fn, epochs, steps_per_epoch, strategy=None, checkpoint_dir=None, verbose=1):
     """Train a compiled library model with a custom loop under `strategy`.
 
@@ -173,7 +201,16 @@ def fit_distributed(model, dataset_fn, epochs, steps_per_epoch, strategy=None, c
     """
     from keras_introspect.methods.base import NonFiniteLossError
 
+    if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
+        raise InputError(f"steps_per_epoch must be a whole number >= 1, got {steps_per_epoch!r}.")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise InputError(f"epochs must be a whole number >= 1, got {epochs!r}.")
+    if getattr(model, "optimizer", None) is None:
+        raise InputError(f"{type(model).__name__} is not compiled: call model.compile(optimizer=...) in "
+                         "strategy.scope() before fit_distributed.")
     strategy = strategy or tf.distribute.get_strategy()
+    if checkpoint_dir:
+        check_same_model(model, _checkpoint_dir(checkpoint_dir, strategy))
     _create_state(model, strategy, dataset_fn)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     own_dir = None

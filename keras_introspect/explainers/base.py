@@ -132,9 +132,11 @@ class Explainer:
             `(batch, k, ...)` float32 tensor of maps.
         """
         backbone = graph_backbone(model)
+        backbones.check_batch(backbone, images)
         images = tf.convert_to_tensor(images)
         images = tf.cast(images, keras.backend.floatx() if not images.dtype.is_floating else images.dtype)
-        classes = normalize_classes(classes, tf.shape(images)[0], num_classes(backbone))
+        batch = images.shape[0] if images.shape[0] is not None else tf.shape(images)[0]
+        classes = normalize_classes(classes, batch, num_classes(backbone))
         return self.explain_batch(backbone, images, classes)
 
     def tap(self, backbone):
@@ -208,6 +210,8 @@ def normalize_classes(classes, batch_size, num_classes):
         classes = tf.fill([batch_size, 1], classes)
     elif classes.shape.rank == 1:
         classes = classes[:, None]
+    if classes.shape.rank == 2 and isinstance(batch_size, int) and classes.shape[0] not in (None, batch_size):
+        raise InputError(f"classes has {classes.shape[0]} rows for {batch_size} images; give one per image.")
     elif classes.shape.rank != 2:
         raise InputError(
             f"classes must be an int, (batch,) or (batch, k); got shape {classes.shape}."

@@ -33,6 +33,7 @@ class GradCAM(Explainer):
         self.relu = bool(relu)
 
     def source_layer(self, backbone):
+        backbones.check_channels_last(backbone)
         if self.layer is None:
             return backbones.last_conv_layer_name(backbone)
         backbones.get_layer(backbone, self.layer)

@@ -178,7 +178,8 @@ class ClassifierTrainer(keras.Model):
                 )
                 with tf.control_dependencies([check] if check is not None else []):
                     y = tf.identity(y)
-            labels = check_label_range(tf.cast(y, tf.int32), classes)
+            # checked before the cast: an int64 label of 2**32 + 1 would wrap to 1
+            labels = tf.cast(check_label_range(y, classes), tf.int32)
             return tf.one_hot(labels, classes, dtype=tf.float32), labels
         raise InputError(
             f"Labels of shape {tuple(y.shape)} do not fit a {classes}-class model: "
@@ -385,7 +386,7 @@ def check_label_range(labels, num_classes):
         ),
         tf.debugging.assert_less(
             labels,
-            tf.constant(num_classes, tf.int32),
+            tf.constant(num_classes, labels.dtype),
             message=f"labels must be < {num_classes}, the model's number of classes",
         ),
     ]

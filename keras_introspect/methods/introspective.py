@@ -273,7 +273,10 @@ class IntrospectiveModel(ClassifierTrainer):
         Returns:
             `(batch, classes)` numpy-convertible float32 tensor; rows sum to 1.
         """
+        backbones.check_batch(self.backbone, x, "soft_targets")
         _, labels = self.prepare_targets(y)
+        if x.shape[0] is not None and labels.shape[0] is not None and x.shape[0] != labels.shape[0]:
+            raise InputError(f"soft_targets got {x.shape[0]} inputs and {labels.shape[0]} labels; give one per input.")
         return self.introspect(x, labels, training=False)[2]
 
     def explain(self, x, classes=None):
@@ -288,6 +291,7 @@ class IntrospectiveModel(ClassifierTrainer):
             `(batch, ...)` maps for one class per sample, or `(batch, classes, ...)`
             for `"all"`.
         """
+        backbones.check_batch(self.backbone, x)
         if isinstance(classes, str):
             if classes != "all":
                 raise InputError(f"classes must be None, an int, an array or 'all'; got {classes!r}.")

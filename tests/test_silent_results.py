@@ -1,0 +1,157 @@
+"""Inputs that used to give a silently wrong result now give the right one or one clear error (issue 30,
+items 5, 6 and 8-12, and the cryptic errors beside them)."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import tiny_backbone
+
+import keras_introspect as ki
+from keras_introspect import backbones
+from keras_introspect.distribute import loop
+from keras_introspect.errors import InputError
+
+
+def image_tree(root, classes=("cat", "dog"), per_class=2, size=8):
+    for split in ("train", "test"):
+        for label, name in enumerate(classes):
+            folder = root / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                pixels = np.full((size, size, 3), 40 * label + 10 * i, "uint8")
+                keras.utils.save_img(folder / f"{i}.png", pixels, scale=False)
+    return root
+
+
+def test_hidden_folders_are_not_classes_in_either_loader(tmp_path):
+    root = image_tree(tmp_path / "photos")
+    for split in ("train", "test"):
+        hidden = root / split / ".ipynb_checkpoints"
+        hidden.mkdir()
+        keras.utils.save_img(hidden / "x.png", np.zeros((8, 8, 3), "uint8"))
+    arrays = ki.data.load_arrays(str(root))
+    streamed = ki.data.open_source(str(root))
+    assert arrays.class_names == streamed.class_names == ["cat", "dog"]
+    np.testing.assert_array_equal(np.sort(arrays.y_train), np.sort(streamed.train.labels))
+    # the same pixels: the in-memory loader reads the files the streamed one lists
+    assert arrays.x_train.dtype == np.uint8 and arrays.x_train.shape == (4, 8, 8, 3)
+    assert sorted(arrays.x_train[:, 0, 0, 0].tolist()) == [0, 10, 40, 50]
+
+
+def test_images_of_different_sizes_in_memory_are_named(tmp_path):
+    root = image_tree(tmp_path / "photos")
+    keras.utils.save_img(root / "train" / "cat" / "big.png", np.zeros((12, 12, 3), "uint8"))
+    with pytest.raises(InputError, match="2 sizes.*image_size"):
+        ki.data.load_arrays(str(root))
+
+
+def channels_first_backbone():
+    """Feature maps as (batch, channels, height, width) — 8 channels of 8×8, where CAM used to run over the
+    wrong axes without noticing (TensorFlow's CPU convolutions are channels_last only, hence the Permute)."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(8, 3, padding="same")(inputs)
+    x = keras.layers.Permute((3, 1, 2))(x)
+    x = keras.layers.GlobalAveragePooling2D(data_format="channels_first")(x)
+    return keras.Model(inputs, keras.layers.Dense(5)(x))
+
+
+@pytest.mark.parametrize("explainer", ["cam", "grad_cam"])
+def test_channels_first_backbones_are_refused_by_feature_map_explainers(explainer):
+    with pytest.raises(InputError, match="channels_first"):
+        ki.IntrospectiveModel(channels_first_backbone(), explainer=explainer)
+    # input gradients do not read feature maps: they work
+    maps = ki.explainers.VanillaGradients()(channels_first_backbone(), np.ones((2, 8, 8, 3), "float32"))
+    assert maps.shape == (2, 5, 8, 8, 3)
+
+
+def loop_model(model_class=ki.StandardModel, **kwargs):
+    model = model_class(tiny_backbone(seed=2), **kwargs)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), metrics=["accuracy"])
+    return model
+
+
+def dataset_fn(context, epoch):
+    x = np.random.default_rng(epoch).normal(size=(16, 8, 8, 3)).astype("float32")
+    return tf.data.Dataset.from_tensor_slices((x, np.arange(16) % 5)).batch(8)
+
+
+def test_fit_distributed_never_resumes_one_methods_checkpoints_into_another(tmp_path):
+    ckpt = str(tmp_path / "ckpt")
+    loop.fit_distributed(loop_model(ki.IntrospectiveModel), dataset_fn, 1, 2, checkpoint_dir=ckpt, verbose=0)
+    with pytest.raises(InputError, match="IntrospectiveModel with another class than this StandardModel"):
+        loop.fit_distributed(loop_model(), dataset_fn, 2, 2, checkpoint_dir=ckpt, verbose=0)
+    with pytest.raises(InputError, match="another configuration"):
+        loop.fit_distributed(loop_model(ki.IntrospectiveModel, alpha=0.9), dataset_fn, 2, 2, checkpoint_dir=ckpt,
+                             verbose=0)
+    history = loop.fit_distributed(loop_model(ki.IntrospectiveModel), dataset_fn, 2, 2, checkpoint_dir=ckpt, verbose=0)
+    assert len(history["loss"]) == 2  # the same method resumes
+
+
+@pytest.mark.parametrize("steps, epochs, message", [(0, 1, "steps_per_epoch"), (-1, 1, "steps_per_epoch"),
+                                                    (2.5, 1, "steps_per_epoch"), (1, 0, "epochs")])
+def test_fit_distributed_refuses_runs_that_would_train_nothing(tmp_path, steps, epochs, message):
+    with pytest.raises(InputError, match=message):
+        loop.fit_distributed(loop_model(), dataset_fn, epochs, steps, checkpoint_dir=str(tmp_path / "c"), verbose=0)
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").glob("ckpt*"))
+
+
+def test_fit_distributed_refuses_an_uncompiled_model():
+    with pytest.raises(InputError, match="not compiled"):
+        loop.fit_distributed(ki.StandardModel(tiny_backbone()), dataset_fn, 1, 1, verbose=0)
+
+
+def test_skipping_bad_files_never_drops_a_whole_class(tmp_path):
+    root = image_tree(tmp_path / "photos")
+    for path in (root / "train" / "dog").iterdir():
+        path.write_bytes(b"not an image")
+    with pytest.raises(InputError, match=r"Every file of class index\(es\) \[1\] in the train split"):
+        ki.data.open_source(str(root), skip_bad_files=True)
+
+
+@pytest.mark.parametrize("head", [keras.layers.Lambda(tf.math.sigmoid), keras.layers.ReLU(),
+                                  keras.layers.Activation(tf.nn.softplus), keras.layers.Lambda(tf.math.tanh)])
+def test_squashing_heads_are_refused_by_what_they_compute(head):
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Dense(5)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs)))
+    with pytest.raises(InputError, match="squashes its outputs"):
+        ki.StandardModel(keras.Model(inputs, head(x)))
+
+
+def test_a_linear_lambda_head_is_still_taken_for_logits():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Dense(5)(keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs)))
+    ki.StandardModel(keras.Model(inputs, keras.layers.Lambda(lambda z: 2.0 * z)(x)))
+    assert backbones.squashing_head(keras.Model(inputs, keras.layers.LeakyReLU()(x))) is None
+
+
+def test_one_image_without_its_batch_axis_is_refused(images, labels):
+    model = ki.IntrospectiveModel(tiny_backbone())
+    for call in (lambda: model.explain(images[0]), lambda: model.soft_targets(images[0], labels[:1]),
+                 lambda: ki.explainers.CAM()(model, images[0])):
+        with pytest.raises(InputError, match=r"got one input of shape \(8, 8, 3\): add the batch axis"):
+            call()
+    assert model.explain(images[:1]).shape == (1, 8, 8)
+
+
+def test_lengths_that_differ_are_named(images, labels):
+    model = ki.IntrospectiveModel(tiny_backbone())
+    with pytest.raises(InputError, match="classes has 3 rows for 4 images"):
+        model.explain(images, classes=np.array([0, 1, 2]))
+    with pytest.raises(InputError, match="4 inputs and 2 labels"):
+        model.soft_targets(images, labels[:2])
+
+
+def test_validation_split_is_refused_where_it_would_be_ignored():
+    for dataset in ("digits", "cifar10"):
+        with pytest.raises(InputError, match="own (test|held-out) split"):
+            ki.data.open_source(dataset, validation_split=0.1)
+
+
+def test_int64_labels_beyond_int32_do_not_wrap_around(images):
+    model = ki.StandardModel(tiny_backbone())
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    wrapped = np.array([2**32 + 1, 0, 1, 2], "int64")  # int32 would read 1, 0, 1, 2
+    data = tf.data.Dataset.from_tensor_slices((images, wrapped)).batch(4)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="labels must be < 5"):
+        model.fit(data, epochs=1, verbose=0)
