@@ -134,3 +134,52 @@ def test_the_long_protocol_without_data_names_both_ways_to_get_it(tmp_path, caps
     assert "Dataset 'imagenette/160px-v2' is not prepared" in err and "--download" in err
     assert "local image folder" in err
     assert not (tmp_path / "bench").exists()
+
+
+def option_values(option):
+    """Values a method's option must accept (its default and inclusive bounds) and refuse (outside them)."""
+    import math
+
+    from keras_introspect.methods.registry import RANGES
+
+    accept, refuse = [option.default], []
+    if option.kind is float and option.range:
+        low, high, low_in, high_in = RANGES[option.range]
+        accept += [low] if low_in else [low + 1e-6]
+        accept += [high] if high_in and math.isfinite(high) else []
+        refuse += [] if low_in else [low]
+        refuse += [low - 1.0]
+        refuse += [high + 1.0] if math.isfinite(high) else []
+        refuse += [] if high_in or not math.isfinite(high) else [high]
+    if option.kind is int and option.minimum is not None:
+        accept.append(option.minimum)
+        refuse.append(option.minimum - 1)
+    if option.kind is str and option.choices:
+        accept += list(option.choices)
+        refuse.append("no-such-choice")
+    return [v for v in accept if v is not None], refuse
+
+
+def test_every_methods_options_are_checked_against_that_methods_own_declaration():
+    """`--method frskd --alpha 2.0` is FRSKD's own default; IL's range for --alpha must not refuse it."""
+    from keras_introspect.cli.main import CliError, build_parser, method_options
+    from keras_introspect.methods.registry import METHODS, OptionError
+
+    def parse(method, name, value):
+        flag = "--" + name.replace("_", "-")
+        argv = ["train", "--method", method] + (["--teacher", __file__] if METHODS[method].teacher else [])
+        argv += [flag if value else f"--no-{name.replace('_', '-')}"] if isinstance(value, bool) else [flag, str(value)]
+        return method_options(build_parser().parse_args(argv))
+
+    checked = 0
+    for method, spec in METHODS.items():
+        for name, option in spec.options.items():
+            accept, refuse = option_values(option)
+            for value in accept:
+                assert parse(method, name, value)[name] == value, (method, name, value)
+            for value in refuse:
+                with pytest.raises((OptionError, CliError)):
+                    parse(method, name, value)
+                checked += 1
+    assert parse("frskd", "alpha", 2.0) == {"alpha": 2.0}
+    assert checked > 20

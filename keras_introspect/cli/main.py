@@ -76,19 +76,22 @@ def _image_size(text):
 
 
 def _option_type(name, option):
-    """An argparse type that converts and checks one registry option."""
+    """An argparse type that converts one registry option's text to its kind.
+
+    Only the kind: methods share option names with other ranges and choices (`--alpha` is in
+    [0, 1] for IL, ≥ 0 for FRSKD), so the value is checked against the chosen method's own
+    declaration in `method_options`.
+    """
     from keras_introspect.methods.registry import OptionError, explained_classes_value
 
     def parse(text):
         try:
             if name == "explained_classes":
-                value = explained_classes_value(text)
-                return value if value == "all" else option.check(name, value)
-            if option.kind is str:
-                return option.check(name, text)
-            return option.check(name, option.kind(text))
-        except (OptionError, ValueError) as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
+                return explained_classes_value(text)
+            return text if option.kind is str else option.kind(text)
+        except (OptionError, ValueError):
+            raise argparse.ArgumentTypeError(f"--{name.replace('_', '-')} must be a{'n integer' if option.kind is int else ' number'}, "
+                                             f"got {text!r}") from None
 
     return parse
 
@@ -108,9 +111,10 @@ def _add_method_options(parser):
         if option.kind is bool:
             group.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
+            choices = {c for other in METHODS.values() if name in other.options
+                       for c in (other.options[name].choices or ())}
             group.add_argument(flag, type=_option_type(name, option), default=None, help=text,
-                               choices=None if option.choices is None else option.choices,
-                               metavar=None if option.choices else name.upper())
+                               metavar="{" + ",".join(sorted(choices)) + "}" if choices else name.upper())
 
 
 def build_parser():
@@ -213,6 +217,7 @@ def method_options(args):
                 raise CliError(f"--{name.replace('_', '-')} is not an option of --method {args.method} "
                                f"(its options: {', '.join('--' + n.replace('_', '-') for n in spec.options) or 'none'})")
             given[name] = value
+    spec.resolve(**given)  # each value against this method's own declaration (OptionError: exit 2)
     if spec.teacher:
         if not args.teacher:
             raise CliError(f"--method {args.method} needs --teacher PATH (a .keras model, e.g. runs/teacher/model.keras)")
