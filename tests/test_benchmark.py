@@ -344,13 +344,13 @@ def test_a_teacher_trained_on_other_normalization_is_refused(tmp_path):
 
     teacher = tmp_path / "model.keras"
     splits = types.SimpleNamespace(mean=np.array([125.0, 123.0, 114.0]), std=np.array([63.0, 62.0, 66.0]))
-    runner.check_teacher_normalization(str(teacher), splits)  # nothing recorded: nothing to check
+    recipes.check_teacher_normalization(str(teacher), splits)  # nothing recorded: nothing to check
     (tmp_path / "metrics.json").write_text(json.dumps({"normalization": {"mean": [125.0, 123.0, 114.0],
                                                                           "std": [63.0, 62.0, 66.0]}}))
-    runner.check_teacher_normalization(str(teacher), splits)
+    recipes.check_teacher_normalization(str(teacher), splits)
     (tmp_path / "metrics.json").write_text(json.dumps({"normalization": {"mean": [83.9] * 3, "std": [63.0, 62.0, 66.0]}}))
     with pytest.raises(ValueError, match="normalization mean .*Retrain the teacher"):
-        runner.check_teacher_normalization(str(teacher), splits)
+        recipes.check_teacher_normalization(str(teacher), splits)
 
 
 def test_sweep_saves_each_finished_model_once(tmp_path):

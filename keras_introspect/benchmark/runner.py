@@ -15,7 +15,6 @@ import tensorflow as tf
 from keras_introspect import recipes
 from keras_introspect.errors import InputError
 from keras_introspect.methods import registry
-from keras_introspect.recipes import check_teacher_normalization  # noqa: F401  (re-exported)
 from keras_introspect import metrics
 from keras_introspect.metrics import expected_calibration_error
 

@@ -354,7 +354,7 @@ def write_explanations(model, splits, path, count=6):
         own = np.asarray(maps)[np.arange(len(y)), y]
         q = np.asarray(soft_targets.ExplanationSoftTargets()(maps, y))
     if own.ndim == 4:  # input-space maps: collapse the channels for display
-        own = np.abs(own).max(axis=-1)
+        own = np.asarray(explainers.spatial_reduce(own))
     plots.plot_explanations(splits.denormalize(x), own, q, y, splits.class_names, path, predictions)
 
 

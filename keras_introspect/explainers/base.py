@@ -78,8 +78,8 @@ class Explainer:
 
     An explainer holds only its own settings, never a model: one instance can
     explain any number of models, in turn or at once (the model is an
-    argument of every call). Subclasses set `source_kind` (`"input"` or
-    `"layer"`) and implement `maps_from_tape`. Explainers that need several
+    argument of every call). Subclasses implement `source_layer` (None: the
+    input) and `maps_from_tape`. Explainers that need several
     forward passes (SmoothGrad, Integrated Gradients) set
     `offline_only = True` and implement `explain_batch` instead.
 
@@ -87,7 +87,6 @@ class Explainer:
         score: `"logit"` (default) or `"log_probability"`.
     """
 
-    source_kind = "input"
     offline_only = False
 
     def __init__(self, score="logit"):

@@ -31,8 +31,6 @@ class CAM(Explainer):
     >>> maps = CAM()(model, images)            # (batch, classes, h, w)
     """
 
-    source_kind = "layer"
-
     def __init__(self, relu=False):
         super().__init__(score="logit")
         self.relu = bool(relu)

@@ -25,8 +25,6 @@ class GradCAM(Explainer):
     >>> maps = GradCAM()(model, images)        # (batch, classes, h, w)
     """
 
-    source_kind = "layer"
-
     def __init__(self, layer=None, relu=False, score="logit"):
         super().__init__(score=score)
         self.layer = layer
