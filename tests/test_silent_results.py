@@ -155,3 +155,42 @@ def test_int64_labels_beyond_int32_do_not_wrap_around(images):
     data = tf.data.Dataset.from_tensor_slices((images, wrapped)).batch(4)
     with pytest.raises(tf.errors.InvalidArgumentError, match="labels must be < 5"):
         model.fit(data, epochs=1, verbose=0)
+
+
+def test_cryptic_errors_are_named(tmp_path, capsys):
+    from keras_introspect.cli.main import main
+    from keras_introspect.distribute.strategies import check_tf_config
+
+    with pytest.raises(InputError, match="whole pixels"):
+        ki.data.image_size_arg(12.7)
+    assert ki.data.image_size_arg(12.0) == (12, 12)
+    for text, message in [("{not json", "TF_CONFIG is not valid JSON"),
+                          ('{"cluster": {"worker": ["a:1"]}}', 'TF_CONFIG needs "cluster"'),
+                          ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 3}}',
+                           "is not in its cluster")]:
+        with pytest.raises(InputError, match=message):
+            check_tf_config(text)
+    for argv, message in [(["--seed", "4294967296"], "argument --seed: must be <= 4294967295"),
+                          (["--train-size", "3"], "train_size 3 is smaller than the 10 classes")]:
+        assert main(["train", "--epochs", "1", "--output", str(tmp_path / "run"), "--verbose", "0", *argv]) == 2
+        assert message in capsys.readouterr().err
+        assert not (tmp_path / "run.incomplete").exists()
+
+
+def test_a_zero_byte_first_file_and_a_symlink_loop_are_named(tmp_path):
+    root = image_tree(tmp_path / "photos")
+    (root / "train" / "cat" / "0.png").write_bytes(b"")  # sorts first: it would set the image size
+    with pytest.raises(InputError, match="0.png cannot be decoded"):
+        ki.data.open_source(str(root))
+    assert ki.data.open_source(str(root), skip_bad_files=True).image_size == (8, 8)
+    (root / "train" / "cat" / "loop.png").symlink_to("loop.png")
+    with pytest.raises(InputError, match="loop.png cannot be read"):
+        ki.data.open_source(str(root), skip_bad_files=True)
+
+
+def test_example_ids_beyond_num_examples_are_refused_before_any_table_is_read(images, labels):
+    model = ki.IntrospectiveModel(tiny_backbone(), target_ema=0.5, num_examples=3, warmup_epochs=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    data = tf.data.Dataset.from_tensor_slices((images, labels, np.arange(4))).map(ki.data.with_example_id).batch(4)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"example ids must be < num_examples \(3"):
+        model.fit(data, epochs=1, verbose=0)

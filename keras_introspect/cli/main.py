@@ -154,7 +154,7 @@ def build_parser():
     train.add_argument("--train-size", type=_number(int, "--train-size", 1), default=None,
                        help="a fixed stratified training subset (the same for every seed)")
     train.add_argument("--no-augment", action="store_true")
-    train.add_argument("--seed", type=_number(int, "--seed", 0), default=0)
+    train.add_argument("--seed", type=_number(int, "--seed", 0, True, 2**32 - 1, True), default=0)
     train.add_argument("--output", default="runs/latest", help="output directory (must be new or empty)")
     train.add_argument("--export-name", type=_model_name,
                        help="the model's name in TF Serving (default: the method); the export is "

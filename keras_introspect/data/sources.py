@@ -236,9 +236,40 @@ def image_folder(path):
     return ArrayData(os.path.basename(os.path.normpath(path)), *arrays["train"], *arrays["test"], list(classes))
 
 
+def image_files(folder):
+    """Sorted paths of the visible image files in `folder` (by extension), the one listing rule of both loaders.
+
+    Raises:
+        DatasetNotFoundError: an image entry cannot be read (a symbolic link loop, say), named.
+    """
+    paths = []
+    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
+        if entry.name.startswith(".") or not entry.name.lower().endswith(IMAGE_EXTENSIONS):
+            continue
+        try:
+            is_file = entry.is_file()
+        except OSError as error:
+            raise DatasetNotFoundError(f"{entry.path} cannot be read ({error.strerror}); remove or repair it.") from None
+        if is_file:
+            paths.append(entry.path)
+    return paths
+
+
 def class_folders(directory):
-    """Sorted names of the visible sub-directories of `directory` (one per class)."""
-    return sorted(e.name for e in os.scandir(directory) if e.is_dir() and not e.name.startswith("."))
+    """Sorted names of the visible sub-directories of `directory` (one per class).
+
+    Raises:
+        DatasetNotFoundError: an entry cannot be read (a symbolic link loop, say), named.
+    """
+    names = []
+    for entry in os.scandir(directory):
+        try:
+            is_dir = entry.is_dir()
+        except OSError as error:
+            raise DatasetNotFoundError(f"{entry.path} cannot be read ({error.strerror}); remove or repair it.") from None
+        if is_dir and not entry.name.startswith("."):
+            names.append(entry.name)
+    return sorted(names)
 
 
 def check_class_folders(path, splits):
@@ -266,9 +297,7 @@ def check_class_folders(path, splits):
             "each a folder of images."
         )
     for split in splits:
-        empty = [c for c in classes[split] if not any(
-            f.is_file() and not f.name.startswith(".") and f.name.lower().endswith(IMAGE_EXTENSIONS)
-            for f in os.scandir(os.path.join(path, split, c)))]
+        empty = [c for c in classes[split] if not image_files(os.path.join(path, split, c))]
         if empty:
             raise DatasetNotFoundError(
                 f"Class folder(s) {empty} of the {split} split of {path!r} hold no image files "
@@ -284,5 +313,9 @@ def stratified_subset(x, y, size, seed=0):
         raise InputError(f"train_size must be >= 1, got {size}.")
     from sklearn.model_selection import train_test_split
 
+    classes = len(np.unique(y))
+    if size < classes:
+        raise InputError(f"train_size {size} is smaller than the {classes} classes; a stratified subset needs at "
+                         "least one image of each.")
     x_sub, _, y_sub, _ = train_test_split(x, y, train_size=int(size), random_state=seed, stratify=y)
     return x_sub, y_sub

@@ -59,7 +59,11 @@ def image_size_arg(size):
             raise InputError(f"image_size must be H or H,W in pixels, got {size!r}.") from None
     if isinstance(size, (int, np.integer)):
         size = (int(size), int(size))
-    size = tuple(int(s) for s in size)
+    sides = tuple(size) if isinstance(size, (tuple, list)) else (size,)
+    if any(isinstance(s, bool) or not isinstance(s, (int, np.integer)) and not
+           (isinstance(s, (float, np.floating)) and float(s).is_integer()) for s in sides):
+        raise InputError(f"image_size must be whole pixels (H or (H, W)), got {size!r}.")
+    size = tuple(int(s) for s in sides)
     if len(size) == 1:
         size = size * 2
     if len(size) != 2 or min(size) < 8 or max(size) > 4096:
@@ -119,11 +123,9 @@ class FileList:
 def _list_class_files(directory, classes):
     paths, labels = [], []
     for label, name in enumerate(classes):
-        folder = os.path.join(directory, name)
-        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-            if entry.is_file() and not entry.name.startswith(".") and entry.name.lower().endswith(IMAGE_EXTENSIONS):
-                paths.append(entry.path)
-                labels.append(label)
+        found = sources.image_files(os.path.join(directory, name))
+        paths += found
+        labels += [label] * len(found)
     return FileList(paths, np.asarray(labels, "int32"))
 
 
@@ -293,8 +295,7 @@ class ImageFolderSource(StreamingSource):
         self.name = os.path.basename(os.path.normpath(self.path))
         self.class_names, train, test, self.held_out = list_image_folder(path, validation_split, seed)
         if image_size is None:
-            first = decode(train.paths[0])
-            image_size = tuple(int(s) for s in first.shape[:2])
+            image_size = first_image_size(train, skip_bad_files)
         self.image_size = image_size_arg(image_size)
         bad, self.mean, self.std = scan_files(train, self.image_size, statistics=True)
         self.train = drop_bad(train, bad, "train", skip_bad_files)
@@ -322,6 +323,22 @@ class ImageFolderSource(StreamingSource):
         return build_splits(self, examples, lambda p: decode(p), test.map(lambda p, y: (self.load(p), y),
                             num_parallel_calls=tf.data.AUTOTUNE), len(files.paths), len(self.test.paths),
                             batch_size, augment, seed, eval_batch_size, preprocessing=preprocessing)
+
+
+def first_image_size(files, skip_bad_files):
+    """The size of the first training image that decodes: the default `image_size` of a folder.
+
+    Raises:
+        BadImageError: the first file does not decode (without `skip_bad_files`), or none does.
+    """
+    for path in files.paths:
+        try:
+            return tuple(int(s) for s in decode(path).shape[:2])
+        except tf.errors.OpError:
+            if not skip_bad_files:
+                raise BadImageError(f"{path} cannot be decoded as an image (its size would set image_size); remove "
+                                    "it, give image_size, or pass skip_bad_files=True.") from None
+    raise BadImageError("No training file decodes as an image.")
 
 
 def build_splits(source, examples, load_raw, test_views, num_train, num_test, batch_size, augment, seed,

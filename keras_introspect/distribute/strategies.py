@@ -40,7 +40,7 @@ def get_strategy(name="auto"):
                 'cluster, e.g. {"cluster": {"worker": ["host1:port", "host2:port"]}, "task": '
                 '{"type": "worker", "index": 0}} (see docs/distributed.md).'
             )
-        json.loads(os.environ["TF_CONFIG"])
+        check_tf_config(os.environ["TF_CONFIG"])
         return tf.distribute.MultiWorkerMirroredStrategy()
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
@@ -49,6 +49,30 @@ def get_strategy(name="auto"):
     except (ValueError, tf.errors.NotFoundError) as error:
         raise InputError(f"--strategy tpu: no TPU found ({error}).") from None
     return tf.distribute.TPUStrategy(resolver)
+
+
+def check_tf_config(text):
+    """Refuse a `TF_CONFIG` that is not JSON, names no cluster, or whose task is not in the cluster.
+
+    Raises:
+        InputError: naming TF_CONFIG and what is wrong with it.
+    """
+    try:
+        config = json.loads(text)
+    except ValueError as error:
+        raise InputError(f"TF_CONFIG is not valid JSON ({error}): {text[:80]!r}") from None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    task = config.get("task") if isinstance(config, dict) else None
+    if not isinstance(cluster, dict) or not cluster or not isinstance(task, dict):
+        raise InputError('TF_CONFIG needs "cluster" ({"worker": ["host:port", ...]}) and "task" '
+                         '({"type": "worker", "index": 0}); got ' + f"{text[:80]!r}")
+    members = cluster.get(task.get("type"))
+    index = task.get("index")
+    if not isinstance(members, list) or isinstance(index, bool) or not isinstance(index, int) \
+            or not 0 <= index < len(members):
+        raise InputError(f"TF_CONFIG's task {task} is not in its cluster {cluster}: the type must be a key of "
+                         "the cluster and the index a position in its list.")
+    return config
 
 
 def synchronize_batchnorm(model):

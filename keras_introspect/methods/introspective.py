@@ -250,7 +250,7 @@ class IntrospectiveModel(ClassifierTrainer):
     def compute_terms(self, x, targets, labels, tape):
         ids = None
         if self.needs_example_ids:
-            x, ids = split_example_ids(x)
+            x, ids = split_example_ids(x, self.num_examples)
         logits, _, q = self.introspect(x, labels, training=True, tape=tape, example_ids=ids)
         ce = loss_lib.cross_entropy(targets, logits)
         exclude = labels if self.target_builder.form == "nontarget" else None

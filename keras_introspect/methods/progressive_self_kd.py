@@ -22,15 +22,24 @@ from keras_introspect.methods import tables
 from keras_introspect.methods.base import ClassifierTrainer
 
 
-def split_example_ids(x):
-    """`{"images": x, "example_id": i}` → `(x, i)`, with an error saying how to provide the ids."""
+def split_example_ids(x, num_examples):
+    """`{"images": x, "example_id": i}` → `(x, i)`, with an error saying how to provide the ids.
+
+    The ids are checked to lie in `[0, num_examples)` before any table is read with them: an
+    out-of-range gather returns zeros silently on GPUs.
+    """
     if not isinstance(x, dict) or "example_id" not in x or "images" not in x:
         raise InputError(
             "This method keeps state per training example: give its training data as "
             '({"images": x, "example_id": index}, y) — e.g. DataSplits.train_with_ids, or '
             "tf.data.Dataset.from_tensor_slices((x, y, np.arange(len(y)))).map(ki.data.with_example_id)."
         )
-    return x["images"], tf.cast(tf.reshape(x["example_id"], [-1]), tf.int32)
+    ids = tf.cast(tf.reshape(x["example_id"], [-1]), tf.int32)
+    checks = [tf.debugging.assert_non_negative(ids, message="example ids must be >= 0"),
+              tf.debugging.assert_less(ids, num_examples, message=f"example ids must be < num_examples "
+                                       f"({num_examples}, the training set's size): pass the right num_examples")]
+    with tf.control_dependencies([c for c in checks if c is not None]):
+        return x["images"], tf.identity(ids)
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -73,7 +82,7 @@ class ProgressiveSelfKDModel(ClassifierTrainer):
 
     def compute_terms(self, x, targets, labels, tape):
         del tape
-        images, ids = split_example_ids(x)
+        images, ids = split_example_ids(x, self.num_examples)
         checks = [tf.debugging.assert_less(ids, self.num_examples,
                                            message=f"example_id must be < num_examples ({self.num_examples})"),
                   tf.debugging.assert_non_negative(ids, message="example_id must be >= 0")]
