@@ -171,6 +171,8 @@ def train_teacher(arrays, protocol, path, seed=0, verbose=2, backup_dir=None):
                                                   backup_dir=backup_dir)
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     recipes.plain_copy(model).save(path)  # its students only predict with it
+    # fit validated on the held-out split: the test split, or the validation split of a protocol that has one
+    held_out = "val_accuracy" if protocol.validation_fraction else "test_accuracy"
     return {"path": path, "arch": teacher_protocol.arch, "epochs": teacher_protocol.epochs,
-            "test_accuracy": history["val_accuracy"][-1], "history": history,
+            held_out: history["val_accuracy"][-1], "history": history,
             "normalization": splits.normalization}
