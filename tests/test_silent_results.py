@@ -194,3 +194,25 @@ def test_example_ids_beyond_num_examples_are_refused_before_any_table_is_read(im
     data = tf.data.Dataset.from_tensor_slices((images, labels, np.arange(4))).map(ki.data.with_example_id).batch(4)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"example ids must be < num_examples \(3"):
         model.fit(data, epochs=1, verbose=0)
+
+
+def test_per_class_weights_and_labels_of_unknown_rank_are_named(images, labels):
+    model = ki.StandardModel(tiny_backbone())
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    with pytest.raises(InputError, match=r"one weight per example, shape \(batch,\); got \(None, 5\)"):
+        model.fit(images, labels, sample_weight=np.ones((4, 5)), epochs=1, verbose=0)
+    unknown = tf.data.Dataset.from_tensor_slices((images, labels)).batch(4).map(
+        lambda x, y: (x, tf.py_function(lambda t: t, [y], tf.int32)))
+    with pytest.raises(InputError, match="unknown rank"):
+        model.fit(unknown, epochs=1, verbose=0)
+
+
+def test_fit_distributed_names_data_that_runs_out_or_is_not_batched():
+    def ran_out(context, epoch):
+        return dataset_fn(context, epoch).take(1)
+
+    with pytest.raises(InputError, match="ran out before steps_per_epoch=3"):
+        loop.fit_distributed(loop_model(), ran_out, 1, 3, verbose=0)
+    with pytest.raises(InputError, match="must return batched datasets"):
+        loop.fit_distributed(loop_model(), lambda context, epoch: dataset_fn(context, epoch).unbatch(), 1, 1,
+                             verbose=0)

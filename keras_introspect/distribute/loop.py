@@ -45,6 +45,11 @@ def _create_state(model, strategy, dataset_fn):
         model.optimizer.build(model.trainable_variables)
         context = tf.distribute.InputContext()
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(next(iter(dataset_fn(context, 0))))
+        expected = len(model.backbone.inputs[0].shape)
+        images = x["images"] if isinstance(x, dict) and "images" in x else x
+        if len(images.shape) != expected:
+            raise InputError(f"dataset_fn must return batched datasets: its inputs have shape {tuple(images.shape)}, "
+                             f"a batch of this model's inputs has rank {expected} (add .batch(...)).")
         model.compute_metrics(x, y, model.as_prediction(model.logits(x)), sample_weight)
         model.reset_metrics()
 
@@ -236,7 +241,11 @@ def fit_distributed(model, dataset_fn, epochs, steps_per_epoch, strategy=None, c
         model.epoch.assign(float(epoch))
         model.reset_metrics()
         dataset = strategy.distribute_datasets_from_function(lambda ctx, e=epoch: dataset_fn(ctx, e))
-        train_steps(iter(dataset))
+        try:
+            train_steps(iter(dataset))
+        except tf.errors.OutOfRangeError:
+            raise InputError(f"The data of epoch {epoch + 1} ran out before steps_per_epoch={steps_per_epoch} steps; "
+                             "give at most as many steps as dataset_fn yields batches (or .repeat() it).") from None
         logs = {name: float(value) for name, value in model.get_metrics_result().items()}
         if not math.isfinite(logs.get("loss", 0.0)):
             raise NonFiniteLossError(

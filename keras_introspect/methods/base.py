@@ -163,6 +163,9 @@ class ClassifierTrainer(keras.Model):
                 f"{type(self).__name__} needs labels: pass (images, labels) to fit/evaluate."
             )
         y = tf.convert_to_tensor(y)
+        if y.shape.rank is None:
+            raise InputError("Labels have an unknown rank (e.g. from tf.py_function); give them a shape with "
+                             "tf.ensure_shape(y, [None]) in the input pipeline.")
         if not (y.dtype.is_integer or y.dtype.is_floating):
             raise InputError(f"Labels must be numbers (class indices or one-hot rows), got dtype {y.dtype.name}.")
         classes = self.num_classes
@@ -370,6 +373,10 @@ def check_sample_weight(sample_weight):
     """Assert finite, non-negative sample weights (a negative weight would reward mistakes)."""
     if sample_weight is None:
         return None
+    shape = tf.convert_to_tensor(sample_weight).shape
+    if shape.rank is not None and (shape.rank > 2 or shape.rank == 2 and shape[-1] not in (None, 1)):
+        raise InputError(f"sample_weight must hold one weight per example, shape (batch,); got {tuple(shape)} "
+                         "(for weights per class, use class_weight or weight each example by its class).")
     weight = tf.cast(sample_weight, tf.float32)
     message = "sample weights must be finite and >= 0"
     checks = [tf.debugging.assert_non_negative(weight, message=message),
