@@ -22,10 +22,10 @@ def outputs_text(nb):
     return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
 
 
-def test_there_are_five_tutorials_made_from_their_source():
+def test_there_are_six_tutorials_made_from_their_source():
     assert [p.name for p in NOTEBOOKS] == [
         "01_quickstart.ipynb", "02_self_explanations.ipynb", "03_distributed_training.ipynb",
-        "04_export_and_serve.ipynb", "05_compare_methods.ipynb",
+        "04_export_and_serve.ipynb", "05_compare_methods.ipynb", "06_your_photos_your_backbone.ipynb",
     ]
     sys.path.insert(0, str(TUTORIALS))
     from make_notebooks import build  # noqa: E402

@@ -616,3 +616,142 @@ classes) and how to reproduce every row.
 * A claim that one method beats another needs several seeds on one recipe — the committed tables,
   not a single short run."""),
 ]
+
+NOTEBOOKS["06_your_photos_your_backbone.ipynb"] = [
+    ("md", f"""# Your photos, your backbone
+
+{badge("06_your_photos_your_backbone.ipynb")}
+
+Most people try a training method on their own photos, with a pretrained Keras Applications model as
+the backbone. This notebook does exactly that with introspective learning: a folder of photos, one
+folder per class; a `keras.applications` base inside a small classifier; the two-stage fine-tuning
+recipe (head first with the base frozen, then the whole model at a lower learning rate); the model's
+explanations overlaid on the photos at a layer you choose; and an export that TensorFlow Serving
+answers with raw pixels.
+
+Imagenette's training photos stand in for "your photos" here. On Colab the base starts from ImageNet
+weights; where nothing can be downloaded (the machine that made the committed outputs), it starts
+from random weights — the notebook prints which ran.
+
+{MODES}"""),
+    ("code", setup({"quick": dict(photos=80, epochs=(1, 1), size=64, batch=16),
+                    "showcase": dict(photos=3000, epochs=(2, 6), size=96, batch=32),
+                    "full": dict(photos=None, epochs=(5, 15), size=160, batch=32)})),
+    ("md", """## Your photos
+
+Point `PHOTOS` at a folder with one sub-folder of images per class (`photos/cat/*.jpg`,
+`photos/dog/*.jpg`, ...). `validation_split` holds out a stratified tenth of each class to measure
+the model on photos it never trained on; hidden folders such as `.ipynb_checkpoints/` are ignored.
+`preprocessing="raw"` hands the backbone pixels from 0 to 255, because MobileNetV3 carries its own
+preprocessing inside (for a family that does not, name it: `preprocessing="resnet_v2"` uses that
+family's `preprocess_input`)."""),
+    ("code", '''PHOTOS = os.environ.get("KERAS_INTROSPECT_PHOTOS")
+if PHOTOS is None and os.environ.get("KERAS_INTROSPECT_IMAGENETTE"):
+    PHOTOS = os.path.join(os.environ["KERAS_INTROSPECT_IMAGENETTE"], "train")   # a folder of class folders
+if PHOTOS is None and IN_COLAB:
+    PHOTOS = "imagenette/160px-v2"   # TFDS streams it (with its own held-out split) on Colab
+if PHOTOS is None:
+    raise SystemExit("Set KERAS_INTROSPECT_PHOTOS to a folder of class folders (photos/<class>/*.jpg), or "
+                     "KERAS_INTROSPECT_IMAGENETTE to the extracted imagenette-128px folder.")
+SIZE = BUDGET["size"]
+folder = os.path.isdir(PHOTOS)
+splits = ki.data.load(PHOTOS, image_size=SIZE, batch_size=BUDGET["batch"], train_size=BUDGET["photos"] if folder else None,
+                      validation_split=0.1 if folder else None, preprocessing="raw", download=IN_COLAB)
+names = splits.class_names
+print(f"{splits.num_train} training photos, {splits.num_test} held out, {len(names)} classes: {', '.join(names)}")
+print("pixels reach the model as:", splits.normalization)'''),
+    ("md", """## Your backbone
+
+A Keras Applications base used as a layer, `base(inputs, training=False)`, then global average
+pooling and a Dense layer of logits: the structure class activation maps (CAM) read. With ImageNet
+weights the base is frozen first (`ki.transfer.freeze`), so only the head learns and the base's
+BatchNorm statistics stay as pretrained."""),
+    ("code", '''import warnings
+try:
+    with warnings.catch_warnings():   # "weights for 224 px will be loaded": right for a base without its top
+        warnings.simplefilter("ignore")
+        base = keras.applications.MobileNetV3Small(include_top=False, weights="imagenet", input_shape=(SIZE, SIZE, 3))
+    WEIGHTS = "imagenet"
+except Exception as error:   # no network: random initialisation
+    print(f"ImageNet weights unavailable ({type(error).__name__}); the base starts from random weights.")
+    base = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
+    # MobileNetV3's BatchNorm averages its statistics over ~1,000 steps (momentum 0.999): fine for
+    # pretrained statistics, but from scratch a short run would evaluate with statistics still at their
+    # initial values. 0.9 averages over ~10 steps.
+    ki.architectures.set_batchnorm_momentum(base, 0.9)
+    WEIGHTS = None
+print("weights:", WEIGHTS or "random (none)")
+inputs = keras.Input((SIZE, SIZE, 3))
+features = base(inputs, training=False)
+logits = keras.layers.Dense(len(names), name="logits")(keras.layers.GlobalAveragePooling2D()(features))
+backbone = keras.Model(inputs, logits, name="photos_classifier")
+model = ki.IntrospectiveModel(backbone)   # CAM at the base's output: free to compute in every step
+print(f"{base.name}: {base.count_params():,} weights; its last feature map is "
+      f"{base.output.shape[1]}x{base.output.shape[2]} for {SIZE}-px photos")'''),
+    ("md", """## Two stages of training
+
+Stage 1 trains the head on the frozen base; stage 2 unfreezes the base (`ki.transfer.unfreeze`)
+and trains everything at a tenth of the learning rate. BatchNorm layers stay frozen in stage 2: in
+Keras 3 the `training=True` of `fit` reaches a base called with `training=False`, so freezing those
+layers is what keeps their statistics. Introspective learning warms up with plain cross-entropy,
+then distils its own soft labels (`alpha` in the log). From random weights a frozen base gives the
+head nothing to learn from, so stage 1 is skipped and the whole model trains from the start."""),
+    ("code", '''first, second = BUDGET["epochs"]
+if WEIGHTS:
+    ki.transfer.freeze(base)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"])
+    model.fit(splits.train, validation_data=splits.test, epochs=first, verbose=2)
+ki.transfer.unfreeze(base)
+model.compile(optimizer=keras.optimizers.Adam(1e-4 if WEIGHTS else 1e-3), metrics=["accuracy"])
+done = first if WEIGHTS else 0
+history = model.fit(splits.train, validation_data=splits.test, initial_epoch=done, epochs=done + second, verbose=2)
+final = model.evaluate(splits.test, return_dict=True, verbose=0)
+print(f"held-out accuracy {final['accuracy']:.3f} after {done + second} epochs "
+      f"({'from ImageNet weights' if WEIGHTS else 'from random weights'}; chance is {1 / len(names):.3f})")'''),
+    ("md", """## What the model looked at, at a layer you choose
+
+Left: the photo. Middle: CAM of the predicted class at the base's output — for a 96-px photo a grid
+of 3×3 cells stretched over it. Right: Grad-CAM at a layer inside the base, addressed as
+`"<base>/<layer>"`, whose grid is four times finer. Red raises the class's logit, blue lowers it;
+each map is centred on zero with its own colour bar. A wrong name gets an error that lists the valid
+ones (`keras_introspect.backbones.conv_layer_names(backbone)` lists them all)."""),
+    ("code", '''from keras_introspect import backbones
+inner = [n for n in backbones.conv_layer_names(backbone)
+         if n.startswith(base.name + "/") and backbones.get_layer(backbone, n).output.shape[1] == 4 * base.output.shape[1]][-1]
+print("Grad-CAM layer:", inner)
+x, y = splits.preview(6)
+raw = splits.denormalize(x)
+predicted = model.predict(x, verbose=0).argmax(-1)
+coarse = model.explain(x, classes=predicted).numpy()
+fine = ki.explainers.GradCAM(layer=inner)(model, x, predicted).numpy()[:, 0]
+fig, axes = plt.subplots(len(x), 3, figsize=(9, 3 * len(x)))
+for i in range(len(x)):
+    axes[i, 0].imshow(raw[i]); axes[i, 0].axis("off")
+    axes[i, 0].set_title(f"true: {names[y[i]]}\\npredicted: {names[predicted[i]]}", fontsize=8)
+    for ax, m, title in ((axes[i, 1], coarse[i], f"CAM, {coarse.shape[1]}x{coarse.shape[2]}"),
+                         (axes[i, 2], fine[i], f"Grad-CAM at {inner.split('/')[1]}, {fine.shape[1]}x{fine.shape[2]}")):
+        plt.colorbar(ki.plots.show_explanation(ax, raw[i], m, title=title), ax=ax, fraction=0.046)
+plt.tight_layout(); plt.show()'''),
+    ("md", """## Serve it
+
+`export_for_serving` writes TensorFlow Serving's `<name>/<version>/` layout with two signatures,
+`serving_default` (probabilities) and `explain` (a map per photo). Requests carry raw 0–255 pixels
+whatever preprocessing training used: the export applies the same scaling. The check below sends one
+held-out photo to the exported model and compares the answer with the model in memory."""),
+    ("code", '''path = ki.export.export_for_serving(model, "serving", "photos", normalization=splits.normalization)
+served = tf.saved_model.load(path)
+pixels = tf.constant(raw[:1] * 255.0, tf.float32)
+answer = served.signatures["serving_default"](images=pixels)["probabilities"].numpy()
+in_memory = tf.nn.softmax(model.predict(x[:1], verbose=0)).numpy()
+print("exported to", path, "| largest difference from the model in memory:", float(np.abs(answer - in_memory).max()))
+explained = served.signatures["explain"](images=pixels, class_index=tf.constant([-1]))
+print("explain signature:", {k: tuple(v.shape) for k, v in explained.items()})'''),
+    ("md", LEARNED + """* `ki.data.load(folder, image_size=..., validation_split=..., preprocessing=...)` reads your photos
+  and scales them as your backbone expects (`"raw"`, a family's name, or the dataset's statistics).
+* A Keras Applications base nested in a Functional model trains with `IntrospectiveModel` and every
+  other method; `ki.transfer.freeze` / `unfreeze` give the two-stage recipe with BatchNorm kept frozen.
+* Explanations can be read at any layer, inside the base too (`"<base>/<layer>"`).
+* The export takes raw pixels and answers with probabilities and explanations.
+* The command line does the same: `keras-introspect train --dataset photos/ --validation-split 0.1
+  --image-size 96 --arch keras:MobileNetV3Small --weights imagenet`."""),
+]
