@@ -65,10 +65,7 @@ def values_at(values, seeds):
 
 
 def mean_se(values):
-    mean = 100 * statistics.mean(values)
-    if len(values) < 2:
-        return f"{mean:.2f} (1 seed)"
-    return f"{mean:.2f} ± {100 * statistics.stdev(values) / math.sqrt(len(values)):.2f}"
+    return report.percent_mean(values, spread=report.standard_error, single=" (1 seed)")
 
 
 def delta_text(comparison):

@@ -39,11 +39,20 @@ def append(path, record):
         f.write(json.dumps(record) + "\n")
 
 
-def _mean_std(values):
+def percent_mean(values, spread=statistics.stdev, single=""):
+    """`values` (fractions) as a percentage mean ± `spread(values)`; one value gets `single` appended instead."""
     mean = 100 * statistics.mean(values)
     if len(values) < 2:
-        return f"{mean:.2f}"
-    return f"{mean:.2f} ± {100 * statistics.stdev(values):.2f}"
+        return f"{mean:.2f}{single}"
+    return f"{mean:.2f} ± {100 * spread(values):.2f}"
+
+
+def standard_error(values):
+    return statistics.stdev(values) / math.sqrt(len(values))
+
+
+def _mean_std(values):
+    return percent_mean(values)
 
 
 def regime(record):
