@@ -18,6 +18,9 @@ each number of classes.
 
 Example:
     python benchmarks/step_cost.py --classes 10 100 --out benchmarks/results/step_cost.json
+    # a Keras Applications backbone (issue 29): IL's cost over a nested base
+    python benchmarks/step_cost.py --arch keras:MobileNetV3Small --size 96 --classes 10 --batch-size 32 \
+        --configs standard "il (CAM, default)" "il grad_cam last layer" --out benchmarks/results/step_cost_mobilenetv3.json
     # Markdown tables of a results file, also written into a document between
     # <!-- results:step_cost:begin --> and <!-- results:step_cost:end -->:
     python benchmarks/step_cost.py --render benchmarks/results/step_cost.json --update-doc docs/comparators.md
@@ -92,9 +95,9 @@ class ReferenceStep:
         return self.step(x, y)
 
 
-def build(config, classes, teacher):
+def build(config, classes, teacher, arch="resnet20", size=32):
     keras.utils.set_random_seed(0)
-    backbone = ki.architectures.resnet20(classes)
+    backbone = ki.architectures.get(arch, classes, (size, size, 3))
     if config.startswith("reference"):
         return ReferenceStep(backbone, "loop" if "loop" in config else "jacobian")
     if config in IL:
@@ -105,16 +108,17 @@ def build(config, classes, teacher):
     return lambda x, y: model.train_on_batch(x, y)
 
 
-def batch(classes, size):
+def batch(classes, size, pixels=32):
     rng = np.random.default_rng(0)
-    return (tf.constant(rng.normal(size=(size, 32, 32, 3)).astype("float32")),
+    return (tf.constant(rng.normal(size=(size, pixels, pixels, 3)).astype("float32")),
             tf.constant(rng.integers(0, classes, size).astype("int32")))
 
 
-def teacher_path(classes, directory):
-    path = os.path.join(directory, f"teacher_{classes}.keras")
+def teacher_path(classes, directory, arch="resnet20", size=32):
+    name = f"teacher_{classes}.keras" if arch == "resnet20" else f"teacher_{arch.replace(':', '_')}_{size}_{classes}.keras"
+    path = os.path.join(directory, name)
     if not os.path.exists(path):
-        ki.StandardModel(ki.architectures.resnet20(classes)).save(path)
+        ki.StandardModel(ki.architectures.get(arch, classes, (size, size, 3))).save(path)
     return path
 
 
@@ -129,7 +133,9 @@ def markdown(results):
     """One table per number of classes, and the provenance of the run."""
     lines = []
     for classes, rows in results["classes"].items():
-        lines += [f"**ResNet-20, {classes} classes, batch {results['batch_size']}**", "",
+        arch = {"resnet20": "ResNet-20"}.get(results.get("arch", "resnet20"), results.get("arch"))
+        size = f" at {results['size']} px" if results.get("size", 32) != 32 else ""
+        lines += [f"**{arch}{size}, {classes} classes, batch {results['batch_size']}**", "",
                   "| configuration | ms / step | time × standard | peak MiB | memory × standard |",
                   "|---|---|---|---|---|"]
         for name, row in rows.items():
@@ -156,6 +162,10 @@ def main(argv=None):
     parser.add_argument("--render", metavar="JSON", help="only print the Markdown tables of a results file")
     parser.add_argument("--update-doc", metavar="FILE", help="with --render: write the tables into FILE")
     parser.add_argument("--tmp", default="/tmp/keras-introspect-step-cost")
+    parser.add_argument("--arch", default="resnet20",
+                        help="the backbone, e.g. keras:MobileNetV3Small (a Keras Applications base; give --configs "
+                             "without ResNet layer names)")
+    parser.add_argument("--size", type=int, default=32, help="image size in pixels")
     args = parser.parse_args(argv)
     if args.render:
         with open(args.render) as f:
@@ -165,12 +175,14 @@ def main(argv=None):
             benchmark.report.update_doc(args.update_doc, "step_cost", table)
         return
     os.makedirs(args.tmp, exist_ok=True)
-    results = {"provenance": benchmark.provenance(), "batch_size": args.batch_size, "arch": "resnet20", "classes": {}}
+    results = {"provenance": benchmark.provenance(), "batch_size": args.batch_size, "arch": args.arch, "classes": {}}
+    if args.size != 32:
+        results["size"] = args.size
     for classes in args.classes:
         names = args.configs or configurations(classes, args.reference_classes)
-        teacher = teacher_path(classes, args.tmp)
-        steps = {name: build(name, classes, teacher) for name in names}
-        x, y = batch(classes, args.batch_size)
+        teacher = teacher_path(classes, args.tmp, args.arch, args.size)
+        steps = {name: build(name, classes, teacher, args.arch, args.size) for name in names}
+        x, y = batch(classes, args.batch_size, args.size)
         for step in steps.values():  # trace and warm up
             step(x, y)
             step(x, y)
@@ -194,7 +206,7 @@ def main(argv=None):
             for row in rows.values():
                 row["memory_ratio"] = row["peak_mib"] / rows["standard"]["peak_mib"]
         results["classes"][str(classes)] = rows
-        print(f"\nResNet-20, {classes} classes, batch {args.batch_size}: time per step relative to standard")
+        print(f"\n{args.arch}, {classes} classes, batch {args.batch_size}: time per step relative to standard")
         for name, row in rows.items():
             memory = f"   peak memory {row['peak_mib']:.0f} MiB ({row['memory_ratio']:.2f}×)" if "peak_mib" in row else ""
             print(f"  {name:40s} {row['ratio']:6.2f}×  ({1000 * row['seconds']:.0f} ms){memory}", flush=True)
