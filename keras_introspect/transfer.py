@@ -27,10 +27,18 @@ Example:
 
 import keras
 
+from keras_introspect.errors import InputError
+
 
 def batchnorm_layers(model):
     """Every BatchNormalization layer of `model`, nested models included."""
     return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def check_model(base):
+    if not isinstance(base, keras.layers.Layer):
+        raise InputError(f"freeze and unfreeze take a keras Model or layer (the pretrained base), got "
+                         f"{type(base).__name__}.")
 
 
 def freeze(base):
@@ -39,6 +47,7 @@ def freeze(base):
     Returns:
         `base`.
     """
+    check_model(base)
     base.trainable = False
     return base
 
@@ -54,6 +63,7 @@ def unfreeze(base, batchnorm=False):
     Returns:
         `base`. Compile the model again for the change to take effect.
     """
+    check_model(base)
     base.trainable = True
     # set on each layer: Keras does not pass `trainable = True` down to sublayers of a model that is
     # already trainable

@@ -193,3 +193,68 @@ def test_serving_statistics_that_would_answer_nan_are_refused(tmp_path, normaliz
     with pytest.raises(InputError, match=message):
         ki.export.export_saved_model(ki.StandardModel(tiny_backbone()), tmp_path / "e", normalization=normalization)
     assert not (tmp_path / "e").exists()
+
+
+def test_overwrite_never_deletes_files_a_user_put_into_a_run_or_a_run_inside_it(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(out) == 0
+    (out / "notes.txt").write_text("mine")
+    assert run(out, "--overwrite") == 2
+    assert "files it did not write (notes.txt)" in capsys.readouterr().err
+    assert (out / "notes.txt").read_text() == "mine"
+    (out / "notes.txt").unlink()
+    assert run(out / "sub_run") == 2  # a run inside a run would go with it
+    assert "lies inside the earlier run" in capsys.readouterr().err
+
+
+def test_output_paths_are_normalised_and_never_the_working_directory(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    for output in (".", ".."):
+        assert run(output) == 2
+        assert "current directory" in capsys.readouterr().err
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert run("~/runs/x") == 0  # ~ expanded, as for the dataset
+    assert (tmp_path / "home" / "runs" / "x" / "model.keras").exists() and not (tmp_path / "here" / "~").exists()
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    assert run(tmp_path / "link") == 0  # a link is followed to its folder
+    assert (tmp_path / "target" / "model.keras").exists() and (tmp_path / "link").is_symlink()
+
+
+def test_a_rerun_with_a_trailing_slash_resumes_the_same_run(tmp_path, monkeypatch):
+    out = tmp_path / "k1"
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("keras_introspect.export.export_for_serving", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(out)
+    monkeypatch.undo()
+    assert run(str(out) + "/") == 0 and (out / "model.keras").exists()
+
+
+@pytest.mark.parametrize("content", ["", "garbage{", "null", "[1]"])
+def test_an_unreadable_lock_is_named_with_how_to_clear_it(tmp_path, content, capsys):
+    (tmp_path / "run.lock").write_text(content)
+    assert run(tmp_path / "run") == 2
+    assert f"delete {tmp_path / 'run.lock'}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path, message", [("", "export path is empty"), (".", "current directory")])
+def test_exports_refuse_empty_paths_and_the_working_directory(tmp_path, monkeypatch, path, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keep.txt").write_text("mine")
+    with pytest.raises(InputError, match=message):
+        ki.export.export_saved_model(ki.StandardModel(tiny_backbone()), path, overwrite=True)
+    assert sorted(os.listdir(tmp_path)) == ["keep.txt"]
+
+
+def test_an_export_path_with_a_trailing_slash_is_replaced_cleanly(tmp_path):
+    model = ki.StandardModel(tiny_backbone())
+    ki.export.export_saved_model(model, tmp_path / "e3")
+    ki.export.export_saved_model(model, f"{tmp_path / 'e3'}/", overwrite=True)
+    assert not [p for p in os.listdir(tmp_path) if "writing" in p or "replaced" in p]
+    assert not [p for p in os.listdir(tmp_path / "e3") if "writing" in p or "replaced" in p]

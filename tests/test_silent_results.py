@@ -1,6 +1,8 @@
 """Inputs that used to give a silently wrong result now give the right one or one clear error (issue 30,
 items 5, 6 and 8-12, and the cryptic errors beside them)."""
 
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -216,3 +218,28 @@ def test_fit_distributed_names_data_that_runs_out_or_is_not_batched():
     with pytest.raises(InputError, match="must return batched datasets"):
         loop.fit_distributed(loop_model(), lambda context, epoch: dataset_fn(context, epoch).unbatch(), 1, 1,
                              verbose=0)
+
+
+def test_names_sizes_and_arguments_from_the_second_probe_are_named(tmp_path):
+    root = image_tree(tmp_path / "photos")
+    keras.utils.save_img(root / "train" / "cat" / "-tiny.png", np.zeros((1, 1, 3), "uint8"), scale=False)
+    with pytest.raises(InputError, match="-tiny.png is 1×1 pixels .* give image_size"):
+        ki.data.open_source(str(root))
+    with pytest.raises(InputError, match="whole pixels.*True"):
+        ki.data.image_size_arg(True)
+    with pytest.raises(InputError, match="normalization mean must be numbers"):
+        ki.export.export_saved_model(ki.StandardModel(tiny_backbone()), tmp_path / "e",
+                                     normalization={"mean": "a", "std": 1})
+    for bad in (None, "resnet"):
+        for function in (ki.transfer.freeze, ki.transfer.unfreeze):
+            with pytest.raises(InputError, match="take a keras Model or layer"):
+                function(bad)
+
+
+def test_a_name_that_is_not_utf8_is_named(tmp_path):
+    root = image_tree(tmp_path / "photos")
+    raw = os.fsencode(str(root / "train" / "cat")) + b"/\xff0.png"
+    with open(raw, "wb") as f:
+        f.write(b"not read")
+    with pytest.raises(InputError, match="not a UTF-8 name"):
+        ki.data.open_source(str(root))

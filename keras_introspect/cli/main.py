@@ -245,6 +245,10 @@ def train(args):
         preprocessing=args.preprocessing or (ki.architectures.applications.family_preprocessing(args.arch[6:])
                                              if (args.arch or "").startswith("keras:") else None),
     )
+    # one spelling per folder, so that `runs/x/` resumes what `runs/x` began
+    args.output = os.path.normpath(os.path.expanduser(args.output))
+    if os.path.isdir(os.path.expanduser(args.dataset)):
+        args.dataset = os.path.normpath(os.path.expanduser(args.dataset))
     settings = json.loads(json.dumps({k: v for k, v in vars(args).items() if k not in ("verbose", "overwrite", "command")}))
     # MultiWorkerMirroredStrategy must exist before TensorFlow runs any op.
     strategy = ki.distribute.get_strategy(args.strategy)

@@ -17,6 +17,7 @@ import shutil
 import socket
 
 from keras_introspect.errors import InputError
+from keras_introspect.paths import inside
 
 MARKER = ".keras-introspect-run"
 # What runs of earlier versions (before the marker) leave in --output.
@@ -51,7 +52,8 @@ class RunLock:
                 holder = self.holder()
                 if not self.stale(holder):
                     raise CliError(f"another run is writing to this --output: {describe(holder)} holds "
-                                   f"{self.path}; wait for it to finish or choose another --output") from None
+                                   f"{self.path}; wait for it to finish or choose another --output"
+                                   + ("" if holder else f" (if no run is writing there, delete {self.path})")) from None
                 print(f"Taking over the lock {self.path} left by {describe(holder)}, which no longer runs.",
                       flush=True)
                 os.remove(self.path)
@@ -65,9 +67,10 @@ class RunLock:
     def holder(self):
         try:
             with open(self.path) as f:
-                return json.load(f)
+                holder = json.load(f)
         except (OSError, ValueError):
             return {}  # being written this instant, or unreadable: treated as live
+        return holder if isinstance(holder, dict) else {}
 
     @staticmethod
     def stale(holder):
@@ -95,12 +98,6 @@ def describe(holder):
             f"{': ' + holder['command'] if holder.get('command') else ''})")
 
 
-def inside(path, directory):
-    """Whether `path` is `directory` or lies inside it (symbolic links resolved)."""
-    path, directory = os.path.realpath(path), os.path.realpath(directory)
-    return os.path.commonpath([path, directory]) == directory
-
-
 class RunDirectory:
     """A run's work directory, renamed onto `output` once everything is written (see the module).
 
@@ -114,9 +111,17 @@ class RunDirectory:
     """
 
     def __init__(self, output, overwrite, settings, dataset=None, lock=True, command=""):
-        self.output = os.path.abspath(output)
+        # `~` expanded as for the dataset; a symbolic link is followed to the folder it names
+        self.output = os.path.realpath(os.path.expanduser(str(output)))
         self.work = self.output + ".incomplete"
         parent = os.path.dirname(self.output)
+        if inside(os.getcwd(), self.output):
+            raise CliError(f"--output {output!r} is the current directory or holds it; a run replaces its --output "
+                           "at the end: give a sub-folder, e.g. --output runs/latest")
+        enclosing = next((p for p in parents(self.output) if os.path.exists(os.path.join(p, MARKER))), None)
+        if enclosing:
+            raise CliError(f"--output {output!r} lies inside the earlier run {enclosing!r}, which --overwrite would "
+                           "replace with everything in it; choose a folder outside it")
         if os.path.exists(parent) and not os.path.isdir(parent) or any(
                 os.path.isfile(p) for p in parents(self.output)):
             raise CliError(f"--output {output!r} lies under a file; give a directory path")
@@ -142,7 +147,12 @@ class RunDirectory:
             return
         entries = sorted(os.listdir(self.output))
         listed = f"{', '.join(entries[:4])}{', ...' if len(entries) > 4 else ''}"
-        earlier_run = MARKER in entries or set(entries) <= LEGACY_ARTEFACTS
+        foreign = sorted(set(entries) - LEGACY_ARTEFACTS - {MARKER})
+        earlier_run = MARKER in entries or not foreign  # or a run of a version before the marker
+        if overwrite and earlier_run and foreign:
+            raise CliError(f"--output {output!r} is an earlier run with files it did not write ({', '.join(foreign[:4])}"
+                           f"{', ...' if len(foreign) > 4 else ''}); --overwrite would delete them: move them out or "
+                           "choose another --output")
         if not overwrite:
             raise CliError(f"--output {output!r} already holds {'a run' if earlier_run else 'files'} ({listed}); "
                            + ("pass --overwrite to replace it once the new run has finished, or " if earlier_run

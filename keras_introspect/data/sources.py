@@ -246,6 +246,7 @@ def image_files(folder):
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):
         if entry.name.startswith(".") or not entry.name.lower().endswith(IMAGE_EXTENSIONS):
             continue
+        check_name(entry.path)
         try:
             is_file = entry.is_file()
         except OSError as error:
@@ -253,6 +254,15 @@ def image_files(folder):
         if is_file:
             paths.append(entry.path)
     return paths
+
+
+def check_name(path):
+    """Refuse a file or folder name that is not valid UTF-8 (TensorFlow's string tensors need it)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise DatasetNotFoundError(f"{path.encode('utf-8', 'backslashreplace').decode()!r} is not a UTF-8 name; "
+                                   "rename it (TensorFlow reads file names as UTF-8).") from None
 
 
 def class_folders(directory):
@@ -268,6 +278,7 @@ def class_folders(directory):
         except OSError as error:
             raise DatasetNotFoundError(f"{entry.path} cannot be read ({error.strerror}); remove or repair it.") from None
         if is_dir and not entry.name.startswith("."):
+            check_name(entry.path)
             names.append(entry.name)
     return sorted(names)
 

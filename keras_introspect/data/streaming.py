@@ -57,6 +57,8 @@ def image_size_arg(size):
             size = tuple(int(p) for p in parts)
         except ValueError:
             raise InputError(f"image_size must be H or H,W in pixels, got {size!r}.") from None
+    if isinstance(size, bool):
+        raise InputError(f"image_size must be whole pixels (H or (H, W)), got {size!r}.")
     if isinstance(size, (int, np.integer)):
         size = (int(size), int(size))
     sides = tuple(size) if isinstance(size, (tuple, list)) else (size,)
@@ -333,7 +335,11 @@ def first_image_size(files, skip_bad_files):
     """
     for path in files.paths:
         try:
-            return tuple(int(s) for s in decode(path).shape[:2])
+            size = tuple(int(s) for s in decode(path).shape[:2])
+            if min(size) < 8:
+                raise BadImageError(f"{path} is {size[0]}×{size[1]} pixels and, as the first image, would set "
+                                    "image_size; give image_size (CLI: --image-size) for the whole folder.")
+            return size
         except tf.errors.OpError:
             if not skip_bad_files:
                 raise BadImageError(f"{path} cannot be decoded as an image (its size would set image_size); remove "

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from keras_introspect import backbones
 from keras_introspect.errors import InputError
+from keras_introspect.paths import inside
 
 
 def export_saved_model(model, path, explainer=None, normalization=None, overwrite=False):
@@ -51,7 +52,11 @@ def export_saved_model(model, path, explainer=None, normalization=None, overwrit
 
     from keras_introspect.methods.base import check_finite_weights
 
-    path = str(path)
+    if not str(path).strip():
+        raise InputError("export path is empty; name a folder for the SavedModel.")
+    path = os.path.normpath(os.path.expanduser(str(path)))
+    if inside(os.getcwd(), path):
+        raise InputError(f"export path {path!r} is the current directory or holds it; name a sub-folder.")
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)) and not overwrite:
         raise InputError(f"{path} exists and is not empty; pass overwrite=True to replace it, or export elsewhere.")
     backbone = getattr(model, "backbone", model)
@@ -128,7 +133,11 @@ def export_saved_model(model, path, explainer=None, normalization=None, overwrit
         return path
     # Replacing: the old export stays whole until the new one is complete.
     staging = f"{path}.writing-{os.getpid()}"
-    archive.write_out(staging, verbose=False)
+    try:
+        archive.write_out(staging, verbose=False)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     replaced = f"{path}.replaced-{os.getpid()}"
     os.rename(path, replaced)
     os.rename(staging, path)
@@ -160,7 +169,10 @@ def as_mean_std(normalization, channels=None):
             raise InputError("normalization must be (mean, std) per channel or {'mean': ..., 'std': ...}; "
                              f"got {type(normalization).__name__}") from None
     for name, value in (("mean", mean), ("std", std)):
-        array = np.asarray(value, dtype="float64").ravel()
+        try:
+            array = np.asarray(value, dtype="float64").ravel()
+        except (TypeError, ValueError):
+            raise InputError(f"normalization {name} must be numbers, got {value!r}.") from None
         if not np.all(np.isfinite(array)):
             raise InputError(f"normalization {name} {array.tolist()} is not finite.")
         if channels is not None and len(array) not in (1, channels):
