@@ -243,3 +243,11 @@ def test_a_name_that_is_not_utf8_is_named(tmp_path):
         f.write(b"not read")
     with pytest.raises(InputError, match="not a UTF-8 name"):
         ki.data.open_source(str(root))
+
+
+@pytest.mark.parametrize("kind", ["str", "object"])
+def test_labels_that_are_not_numbers_are_named_before_numpy_fails(images, labels, kind):
+    model = ki.StandardModel(tiny_backbone())
+    model.compile(optimizer=keras.optimizers.SGD(0.1))
+    with pytest.raises(InputError, match="Labels must be numbers"):
+        model.fit(images, labels.astype(kind), epochs=1, verbose=0)

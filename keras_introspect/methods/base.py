@@ -299,6 +299,10 @@ class ClassifierTrainer(keras.Model):
             raise InputError("The input array is empty: there is nothing to train or evaluate on.")
         if y is not None and not isinstance(y, tf.Tensor) and np.ndim(y) in (1, 2):
             labels = np.asarray(y)
+            if labels.dtype.kind not in "biuf":  # strings, objects: numpy's own error would name a ufunc
+                raise InputError(f"Labels must be numbers (class indices or one-hot rows), got an array of dtype "
+                                 f"{labels.dtype} (e.g. {labels.ravel()[:1].tolist()}); convert them, "
+                                 "e.g. y.astype(int).")
             if labels.ndim == 1 or labels.shape[-1] == 1:
                 labels = labels.reshape(-1)
                 if labels.size and (labels.min() < 0 or labels.max() >= self.num_classes):
