@@ -635,16 +635,16 @@ from random weights — the notebook prints which ran.
 
 {MODES}"""),
     ("code", setup({"quick": dict(photos=80, epochs=(1, 1), size=64, batch=16),
-                    "showcase": dict(photos=3000, epochs=(2, 6), size=96, batch=32),
+                    "showcase": dict(photos=3000, epochs=(2, 10), size=96, batch=32),
                     "full": dict(photos=None, epochs=(5, 15), size=160, batch=32)})),
     ("md", """## Your photos
 
 Point `PHOTOS` at a folder with one sub-folder of images per class (`photos/cat/*.jpg`,
 `photos/dog/*.jpg`, ...). `validation_split` holds out a stratified tenth of each class to measure
 the model on photos it never trained on; hidden folders such as `.ipynb_checkpoints/` are ignored.
-`preprocessing="raw"` hands the backbone pixels from 0 to 255, because MobileNetV3 carries its own
-preprocessing inside (for a family that does not, name it: `preprocessing="resnet_v2"` uses that
-family's `preprocess_input`)."""),
+`preprocessing="mobilenet_v2"` scales the pixels exactly as `keras.applications.mobilenet_v2.preprocess_input`
+does (to [-1, 1]), as the pretrained base expects; for bases that carry their preprocessing inside
+(EfficientNetV2, MobileNetV3, ConvNeXt) it would be `"raw"`, pixels from 0 to 255."""),
     ("code", '''PHOTOS = os.environ.get("KERAS_INTROSPECT_PHOTOS")
 if PHOTOS is None and os.environ.get("KERAS_INTROSPECT_IMAGENETTE"):
     PHOTOS = os.path.join(os.environ["KERAS_INTROSPECT_IMAGENETTE"], "train")   # a folder of class folders
@@ -656,7 +656,7 @@ if PHOTOS is None:
 SIZE = BUDGET["size"]
 folder = os.path.isdir(PHOTOS)
 splits = ki.data.load(PHOTOS, image_size=SIZE, batch_size=BUDGET["batch"], train_size=BUDGET["photos"] if folder else None,
-                      validation_split=0.1 if folder else None, preprocessing="raw", download=IN_COLAB)
+                      validation_split=0.1 if folder else None, preprocessing="mobilenet_v2", download=IN_COLAB)
 names = splits.class_names
 print(f"{splits.num_train} training photos, {splits.num_test} held out, {len(names)} classes: {', '.join(names)}")
 print("pixels reach the model as:", splits.normalization)'''),
@@ -668,14 +668,15 @@ weights the base is frozen first (`ki.transfer.freeze`), so only the head learns
 BatchNorm statistics stay as pretrained."""),
     ("code", '''import warnings
 try:
-    with warnings.catch_warnings():   # "weights for 224 px will be loaded": right for a base without its top
+    with warnings.catch_warnings():   # Keras warns about input sizes other than 224 px: right for a base without its top
         warnings.simplefilter("ignore")
-        base = keras.applications.MobileNetV3Small(include_top=False, weights="imagenet", input_shape=(SIZE, SIZE, 3))
+        base = keras.applications.MobileNetV2(include_top=False, weights="imagenet", input_shape=(SIZE, SIZE, 3),
+                                              alpha=0.35)
     WEIGHTS = "imagenet"
 except Exception as error:   # no network: random initialisation
     print(f"ImageNet weights unavailable ({type(error).__name__}); the base starts from random weights.")
-    base = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3))
-    # MobileNetV3's BatchNorm averages its statistics over ~1,000 steps (momentum 0.999): fine for
+    base = keras.applications.MobileNetV2(include_top=False, weights=None, input_shape=(SIZE, SIZE, 3), alpha=0.35)
+    # MobileNetV2's BatchNorm averages its statistics over ~1,000 steps (momentum 0.999): fine for
     # pretrained statistics, but from scratch a short run would evaluate with statistics still at their
     # initial values. 0.9 averages over ~10 steps.
     ki.architectures.set_batchnorm_momentum(base, 0.9)
@@ -753,5 +754,5 @@ print("explain signature:", {k: tuple(v.shape) for k, v in explained.items()})''
 * Explanations can be read at any layer, inside the base too (`"<base>/<layer>"`).
 * The export takes raw pixels and answers with probabilities and explanations.
 * The command line does the same: `keras-introspect train --dataset photos/ --validation-split 0.1
-  --image-size 96 --arch keras:MobileNetV3Small --weights imagenet`."""),
+  --image-size 96 --arch keras:MobileNetV2 --weights imagenet` (its family's preprocessing by default)."""),
 ]
