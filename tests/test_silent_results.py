@@ -251,3 +251,25 @@ def test_labels_that_are_not_numbers_are_named_before_numpy_fails(images, labels
     model.compile(optimizer=keras.optimizers.SGD(0.1))
     with pytest.raises(InputError, match="Labels must be numbers"):
         model.fit(images, labels.astype(kind), epochs=1, verbose=0)
+
+
+def test_the_in_memory_loader_keeps_tfds_image_folders_order_and_pixels(tmp_path):
+    """The committed records' subsets were drawn from the arrays TFDS's ImageFolder gave; the loader
+    that replaced it (for the hidden-folder rule) must give the same arrays, in the same order."""
+    import tensorflow_datasets as tfds
+
+    rng = np.random.default_rng(3)
+    root = tmp_path / "photos"
+    for split in ("train", "test"):
+        for name in ("b_dog", "a_cat", "c_fox"):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(7):
+                keras.utils.save_img(folder / f"{i:02d}.jpg", rng.integers(0, 256, (8, 8, 3), dtype="uint8"))
+    ours = ki.data.load_arrays(str(root))
+    builder = tfds.folder_dataset.ImageFolder(str(root))
+    for split, (x, y) in (("train", (ours.x_train, ours.y_train)), ("test", (ours.x_test, ours.y_test))):
+        tx, ty = tfds.as_numpy(builder.as_dataset(split=split, as_supervised=True, batch_size=-1, shuffle_files=False))
+        np.testing.assert_array_equal(x, tx)
+        np.testing.assert_array_equal(y, ty)
+    assert ours.class_names == builder.info.features["label"].names

@@ -8,6 +8,7 @@ statistics simple.
 
 import dataclasses
 import os
+import random
 
 import numpy as np
 import tensorflow as tf
@@ -215,6 +216,11 @@ def image_folder(path):
     for split, files in (("train", train), ("test", test)):
         if not files.paths:
             raise DatasetNotFoundError(f"The {split} split of {path!r} contains no images.")
+        # The order TFDS's ImageFolder gave (sorted, then shuffled with the split's name as seed), which
+        # the committed records' subsets and validation splits were drawn from.
+        order = list(range(len(files.paths)))
+        random.Random(split).shuffle(order)
+        files = streaming.FileList([files.paths[i] for i in order], files.labels[order])
         decoded = tf.data.Dataset.from_tensor_slices(files.paths).map(
             lambda p: tf.ensure_shape(tf.io.decode_image(tf.io.read_file(p), channels=3, expand_animations=False),
                                       (None, None, 3)), num_parallel_calls=tf.data.AUTOTUNE)
