@@ -57,8 +57,9 @@ def unfreeze(base, batchnorm=False):
 
     Args:
         base: the pretrained model.
-        batchnorm: also train the BatchNorm layers (and update their statistics) — rarely wanted on a
-            small dataset.
+        batchnorm: also train the BatchNorm layers (and update their statistics) — rarely wanted for
+            pretrained statistics on a small dataset, but needed for a base with random weights, whose
+            statistics are still at their initial values.
 
     Returns:
         `base`. Compile the model again for the change to take effect.

@@ -696,13 +696,16 @@ and trains everything at a tenth of the learning rate. BatchNorm layers stay fro
 Keras 3 the `training=True` of `fit` reaches a base called with `training=False`, so freezing those
 layers is what keeps their statistics. Introspective learning warms up with plain cross-entropy,
 then distils its own soft labels (`alpha` in the log). From random weights a frozen base gives the
-head nothing to learn from, so stage 1 is skipped and the whole model trains from the start."""),
+head nothing to learn from, so stage 1 is skipped and the whole model trains from the start — its
+BatchNorm layers included, since there are no pretrained statistics to keep (with them frozen at
+their initial values the network does not learn at all: a first run of this notebook stayed at
+chance)."""),
     ("code", '''first, second = BUDGET["epochs"]
 if WEIGHTS:
     ki.transfer.freeze(base)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), metrics=["accuracy"])
     model.fit(splits.train, validation_data=splits.test, epochs=first, verbose=2)
-ki.transfer.unfreeze(base)
+ki.transfer.unfreeze(base, batchnorm=WEIGHTS is None)   # pretrained statistics stay; random ones must learn
 model.compile(optimizer=keras.optimizers.Adam(1e-4 if WEIGHTS else 1e-3), metrics=["accuracy"])
 done = first if WEIGHTS else 0
 history = model.fit(splits.train, validation_data=splits.test, initial_epoch=done, epochs=done + second, verbose=2)
