@@ -121,7 +121,7 @@ def provenance(records):
     commits = sorted({r["commit"] for r in records})
     dates = sorted(r["date"] for r in records)
     machines = sorted({r["machine"] for r in records})
-    return (f"{len(records)} runs of `bash benchmarks/run_fair_protocol.sh` (benchmarks/formulation_sweep.py "
+    return (f"{len(records)} run{'' if len(records) == 1 else 's'} of `bash benchmarks/run_fair_protocol.sh` (benchmarks/formulation_sweep.py "
             f"--protocol fair), commits {', '.join(commits)}, {'; '.join(machines)}, {dates[0]} – {dates[-1]}; "
             "records: benchmarks/results/fair_protocol.jsonl, log: benchmarks/results/fair_protocol.log.")
 
