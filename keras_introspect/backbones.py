@@ -133,6 +133,11 @@ def check_classifier(backbone):
 
 
 def _check_classifier(backbone):
+    if isinstance(backbone, keras.Sequential) and not is_graph_model(backbone):
+        raise BackboneError(
+            f"The Sequential backbone {backbone.name!r} has no input yet, so its logits and layers cannot be "
+            "tapped: start it with keras.Input(shape), e.g. keras.Sequential([keras.Input((32, 32, 3)), ...])."
+        )
     if not is_graph_model(backbone):
         raise BackboneError(
             f"The backbone {backbone.name!r} is a subclassed model. keras-introspect "

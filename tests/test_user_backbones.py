@@ -239,3 +239,9 @@ def test_keras_applications_names_weights_and_sizes_are_checked(tmp_path, monkey
     with pytest.raises(InputError, match="cannot take inputs of shape"):
         applications.application("MobileNetV3Small", 10, (8, 8, 3))  # digits are too small
     assert applications.family_preprocessing("EfficientNetV2B0") == "efficientnet_v2"
+
+
+def test_a_sequential_without_an_input_is_told_to_start_with_one():
+    unbuilt = keras.Sequential([keras.layers.Conv2D(4, 3), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(3)])
+    with pytest.raises(InputError, match=r"start it with keras.Input\(shape\)"):
+        ki.IntrospectiveModel(unbuilt)
