@@ -99,3 +99,16 @@ def imagenette_dir(tmp_path_factory):
 
 def run_cli(*args, cwd=None):
     return subprocess.run(["keras-introspect", *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def interrupt_before_export(monkeypatch, start):
+    """Run `start()` (a command-line run) and stop it with KeyboardInterrupt once it is trained, before its export:
+    it leaves `<output>.incomplete/` as an interrupted run does."""
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr("keras_introspect.export.export_for_serving", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            start()

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_backbone
+from conftest import interrupt_before_export, tiny_backbone
 
 import keras_introspect as ki
 from keras_introspect.cli.main import main
@@ -147,14 +147,7 @@ def test_an_interrupted_run_leaves_the_earlier_run_whole_and_resumes(tmp_path, m
 
 def test_an_option_added_since_an_interruption_resumes_at_its_default(tmp_path, monkeypatch, capsys):
     out = tmp_path / "run"
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("keras_introspect.export.export_for_serving", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        run(out)
-    monkeypatch.undo()
+    interrupt_before_export(monkeypatch, lambda: run(out))
     marker = tmp_path / "run.incomplete" / "settings.json"
     settings = json.loads(marker.read_text())
     assert settings.pop("export_name") is None  # as written by a version without --export-name

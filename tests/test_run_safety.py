@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_backbone
+from conftest import interrupt_before_export, tiny_backbone
 
 import keras_introspect as ki
 from keras_introspect import recipes
@@ -225,14 +225,7 @@ def test_output_paths_are_normalised_and_never_the_working_directory(tmp_path, m
 
 def test_a_rerun_with_a_trailing_slash_resumes_the_same_run(tmp_path, monkeypatch):
     out = tmp_path / "k1"
-
-    def interrupted(*args, **kwargs):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr("keras_introspect.export.export_for_serving", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        run(out)
-    monkeypatch.undo()
+    interrupt_before_export(monkeypatch, lambda: run(out))
     assert run(str(out) + "/") == 0 and (out / "model.keras").exists()
 
 
