@@ -10,6 +10,7 @@ after every epoch so that a run killed mid-way resumes where it stopped.
 import glob
 import json
 import math
+import numbers
 import os
 
 import keras
@@ -206,10 +207,10 @@ def fit_distributed(model, dataset_fn, epochs, steps_per_epoch, strategy=None, c
     """
     from keras_introspect.methods.base import NonFiniteLossError
 
-    if isinstance(steps_per_epoch, bool) or not isinstance(steps_per_epoch, int) or steps_per_epoch < 1:
-        raise InputError(f"steps_per_epoch must be a whole number >= 1, got {steps_per_epoch!r}.")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise InputError(f"epochs must be a whole number >= 1, got {epochs!r}.")
+    for name, value in (("steps_per_epoch", steps_per_epoch), ("epochs", epochs)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise InputError(f"{name} must be a whole number >= 1, got {value!r}.")
+    steps_per_epoch, epochs = int(steps_per_epoch), int(epochs)
     if getattr(model, "optimizer", None) is None:
         raise InputError(f"{type(model).__name__} is not compiled: call model.compile(optimizer=...) in "
                          "strategy.scope() before fit_distributed.")
