@@ -234,7 +234,11 @@ def check_batch(backbone, x, what="explain"):
         InputError: naming the expected and the given shapes.
     """
     expected = tuple(backbone.inputs[0].shape[1:])
-    shape = tuple(getattr(x, "shape", ()))
+    if not hasattr(x, "shape"):
+        raise InputError(f"{what} takes one array or tensor of shape (batch, {', '.join(map(str, expected))}); got a "
+                         f"{type(x).__name__} (stack a list with np.stack; for a tf.data.Dataset, call it on each "
+                         "batch).")
+    shape = tuple(x.shape)
     if len(shape) == len(expected) and all(e is None or e == g for e, g in zip(expected, shape)):
         raise InputError(f"{what} takes a batch of shape (batch, {', '.join(map(str, expected))}); got one input of "
                          f"shape {shape}: add the batch axis (x[None]).")

@@ -115,9 +115,9 @@ def test_a_finished_run_is_never_overwritten_without_overwrite(tmp_path, capsys)
     assert run(out, "--seed", "1") == 2
     assert "already holds a run" in capsys.readouterr().err
     assert snapshot(out) == before
-    (out / "serving" / "standard" / "stale.txt").write_text("from an earlier run")
+    (out / "serving" / "standard" / "1" / "stale.txt").write_text("from an earlier run")  # inside its own export
     assert run(out, "--seed", "1", "--overwrite") == 0
-    assert not (out / "serving" / "standard" / "stale.txt").exists()
+    assert not (out / "serving" / "standard" / "1" / "stale.txt").exists()
     assert json.loads((out / "metrics.json").read_text())["seed"] == 1
     assert not (tmp_path / "run.incomplete").exists()
 

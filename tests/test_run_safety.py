@@ -55,14 +55,49 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path, capsys):
     assert not lock.exists()
 
 
-def test_a_lock_of_another_host_or_a_live_process_is_respected(tmp_path):
-    lock = RunLock(str(tmp_path / "x.lock"))
+def test_a_lock_of_another_host_is_respected_and_a_held_one_is_exclusive(tmp_path):
+    path = str(tmp_path / "x.lock")
     (tmp_path / "x.lock").write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "now"}))
-    with pytest.raises(InputError, match="process 1 on elsewhere"):
-        lock.acquire()
-    (tmp_path / "x.lock").write_text(json.dumps({"pid": os.getpid(), "host": __import__("socket").gethostname()}))
-    with pytest.raises(InputError, match=f"process {os.getpid()}"):
-        lock.acquire()
+    with pytest.raises(InputError, match="process 1 on elsewhere .* from another host; if no run is writing"):
+        RunLock(path).acquire()
+    os.remove(path)
+    first = RunLock(path, "first").acquire()
+    with pytest.raises(InputError, match=f"process {os.getpid()} on .*first.* holds"):
+        RunLock(path).acquire()  # held (flock), whoever asks
+    first.release()
+    assert not os.path.exists(path)
+    RunLock(path).acquire().release()
+
+
+def test_two_runs_racing_for_a_stale_lock_never_both_hold_it(tmp_path):
+    """Both see a stale lock at once: the kernel's flock lets exactly one take it over."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    for trial in range(20):
+        path = str(tmp_path / f"race{trial}.lock")
+        with open(path, "w") as f:
+            json.dump({"pid": 99999999, "host": __import__("socket").gethostname()}, f)
+        barrier, results = context.Barrier(2), context.Queue()
+        workers = [context.Process(target=_race, args=(path, barrier, results)) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(30)
+        outcomes = sorted(results.get(timeout=5) for _ in workers)
+        assert outcomes == ["held", "refused"], outcomes
+
+
+def _race(path, barrier, results):
+    barrier.wait()
+    try:
+        lock = RunLock(path).acquire()
+    except InputError:
+        results.put("refused")
+        return
+    results.put("held")
+    time.sleep(0.5)  # holds it while the other tries
+    lock.release()
 
 
 def test_overwrite_replaces_only_an_earlier_run_never_other_files(tmp_path, capsys):
@@ -230,10 +265,11 @@ def test_a_rerun_with_a_trailing_slash_resumes_the_same_run(tmp_path, monkeypatc
 
 
 @pytest.mark.parametrize("content", ["", "garbage{", "null", "[1]"])
-def test_an_unreadable_lock_is_named_with_how_to_clear_it(tmp_path, content, capsys):
+def test_an_unreadable_lock_that_nobody_holds_is_taken_over(tmp_path, content, capsys):
     (tmp_path / "run.lock").write_text(content)
-    assert run(tmp_path / "run") == 2
-    assert f"delete {tmp_path / 'run.lock'}" in capsys.readouterr().err
+    assert run(tmp_path / "run") == 0
+    assert ("no longer runs" in capsys.readouterr().out) == bool(content)
+    assert not (tmp_path / "run.lock").exists()
 
 
 @pytest.mark.parametrize("path, message", [("", "export path is empty"), (".", "current directory")])
@@ -251,3 +287,33 @@ def test_an_export_path_with_a_trailing_slash_is_replaced_cleanly(tmp_path):
     ki.export.export_saved_model(model, f"{tmp_path / 'e3'}/", overwrite=True)
     assert not [p for p in os.listdir(tmp_path) if "writing" in p or "replaced" in p]
     assert not [p for p in os.listdir(tmp_path / "e3") if "writing" in p or "replaced" in p]
+
+
+def test_overwrite_never_deletes_exports_a_user_added_to_a_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert run(out) == 0
+    model = keras.saving.load_model(out / "model.keras")
+    ki.export.export_for_serving(model, str(out / "serving"), "standard")  # the user's version 2
+    assert run(out, "--overwrite") == 2
+    assert "serving/standard/2" in capsys.readouterr().err
+    assert (out / "serving" / "standard" / "2").is_dir()
+
+
+def test_a_folder_named_like_the_work_folder_is_never_taken_or_deleted(tmp_path, capsys):
+    data = tmp_path / "ds.incomplete"
+    (data / "keep").mkdir(parents=True)
+    (data / "keep" / "photo.txt").write_text("mine")
+    assert run(tmp_path / "ds") == 2
+    assert "not the work folder of a run" in capsys.readouterr().err
+    assert (data / "keep" / "photo.txt").read_text() == "mine"
+
+
+def test_exports_refuse_files_and_symbolic_links(tmp_path):
+    model = ki.StandardModel(tiny_backbone())
+    (tmp_path / "afile").write_text("mine")
+    (tmp_path / "target").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    for path, message in ((tmp_path / "afile", "is a file"), (tmp_path / "link", "symbolic link")):
+        with pytest.raises(InputError, match=message):
+            ki.export.export_saved_model(model, path, overwrite=True)
+    assert (tmp_path / "afile").read_text() == "mine" and (tmp_path / "link").is_symlink()

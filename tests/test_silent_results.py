@@ -273,3 +273,17 @@ def test_the_in_memory_loader_keeps_tfds_image_folders_order_and_pixels(tmp_path
         np.testing.assert_array_equal(x, tx)
         np.testing.assert_array_equal(y, ty)
     assert ours.class_names == builder.info.features["label"].names
+
+
+def test_a_class_folder_linked_to_another_and_a_fractional_train_size_are_named(tmp_path, images):
+    root = image_tree(tmp_path / "photos")
+    for split in ("train", "test"):
+        (root / split / "zebra").symlink_to(root / split / "cat")
+    for load in (ki.data.load_arrays, ki.data.open_source):
+        with pytest.raises(InputError, match="'cat' and 'zebra' of the train split .* are the same folder"):
+            load(str(root))
+    with pytest.raises(InputError, match="train_size must be a whole number"):
+        ki.data.load("digits", train_size=10.5)
+    model = ki.IntrospectiveModel(tiny_backbone())
+    with pytest.raises(InputError, match="got a list .* np.stack"):
+        model.explain(list(images))

@@ -16,6 +16,11 @@ import os
 import shutil
 import socket
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 from keras_introspect.errors import InputError
 from keras_introspect.paths import inside
 
@@ -30,7 +35,12 @@ class CliError(InputError):
 
 
 class RunLock:
-    """An exclusive lock file naming its holder (pid, host, start, command).
+    """An exclusive lock on a file naming its holder (pid, host, start, command).
+
+    The exclusion is the kernel's (`fcntl.flock`): a process that dies releases it, so a lock file
+    left behind is taken over (with a message), and two runs can never both hold it. The file's
+    content only says who holds it. A file naming another host is respected, since its holder's
+    state cannot be seen from here.
 
     Args:
         path: the lock file.
@@ -40,60 +50,65 @@ class RunLock:
     def __init__(self, path, command=""):
         self.path = path
         self.command = command
-        self.held = False
+        self.descriptor = None
+
+    @property
+    def held(self):
+        return self.descriptor is not None
 
     def acquire(self):
         owner = {"pid": os.getpid(), "host": socket.gethostname(),
                  "started": datetime.datetime.now().isoformat(timespec="seconds"), "command": self.command}
-        for _ in range(2):
-            try:
-                descriptor = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                holder = self.holder()
-                if not self.stale(holder):
-                    raise CliError(f"another run is writing to this --output: {describe(holder)} holds "
-                                   f"{self.path}; wait for it to finish or choose another --output"
-                                   + ("" if holder else f" (if no run is writing there, delete {self.path})")) from None
-                print(f"Taking over the lock {self.path} left by {describe(holder)}, which no longer runs.",
-                      flush=True)
-                os.remove(self.path)
-                continue
-            with os.fdopen(descriptor, "w") as f:
-                json.dump(owner, f)
-            self.held = True
+        if fcntl is None:  # no flock on this platform (Windows): runs are not locked
             return self
-        raise CliError(f"could not take the lock {self.path}; another run keeps taking it")
+        for _ in range(3):
+            descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(descriptor)
+                holder = self.holder()
+                raise CliError(f"another run is writing to this --output: {describe(holder, 'a run starting now')} "
+                               f"holds {self.path}; wait for it to finish or choose another --output") from None
+            try:  # the file may have been released and removed between our open and our lock
+                current = os.path.samestat(os.fstat(descriptor), os.stat(self.path))
+            except FileNotFoundError:
+                current = False
+            if not current:
+                os.close(descriptor)
+                continue
+            earlier = self.holder()
+            if earlier.get("host") not in (None, owner["host"]):
+                os.close(descriptor)
+                raise CliError(f"{describe(earlier)} holds {self.path} from another host; if no run is writing "
+                               f"there, delete {self.path}")
+            if os.fstat(descriptor).st_size:
+                print(f"Taking over the lock {self.path} left by {describe(earlier)}, which no longer runs.",
+                      flush=True)
+            os.ftruncate(descriptor, 0)
+            os.write(descriptor, json.dumps(owner).encode())
+            self.descriptor = descriptor
+            return self
+        raise CliError(f"could not take the lock {self.path}; other runs keep taking it")
 
     def holder(self):
         try:
             with open(self.path) as f:
                 holder = json.load(f)
         except (OSError, ValueError):
-            return {}  # being written this instant, or unreadable: treated as live
+            return {}  # being written this instant, or unreadable
         return holder if isinstance(holder, dict) else {}
 
-    @staticmethod
-    def stale(holder):
-        """Whether the holder is a process on this host that no longer exists."""
-        if holder.get("host") != socket.gethostname() or not isinstance(holder.get("pid"), int):
-            return False
-        try:
-            os.kill(holder["pid"], 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False  # alive, someone else's
-        return False
-
     def release(self):
-        if self.held and self.holder().get("pid") == os.getpid():
-            os.remove(self.path)
-        self.held = False
+        if self.descriptor is not None:
+            os.remove(self.path)  # while still holding it, so no run sees a free lock on a file about to go
+            os.close(self.descriptor)
+            self.descriptor = None
 
 
-def describe(holder):
+def describe(holder, unknown="a run (its lock file is unreadable)"):
     if not holder:
-        return "a run (its lock file is unreadable)"
+        return unknown
     return (f"process {holder.get('pid')} on {holder.get('host')} (started {holder.get('started')}"
             f"{': ' + holder['command'] if holder.get('command') else ''})")
 
@@ -128,7 +143,7 @@ class RunDirectory:
         if os.path.isfile(self.output):
             raise CliError(f"--output {output!r} is a file; give a directory")
         if dataset is not None and os.path.exists(str(dataset)):
-            if inside(dataset, self.output) or inside(self.output, dataset):
+            if any(inside(dataset, mine) or inside(mine, dataset) for mine in (self.output, self.work)):
                 raise CliError(f"--output {output!r} and the dataset {str(dataset)!r} overlap; a run must not write "
                                "into its data or replace it: choose an --output outside the dataset")
         self.lock = RunLock(self.output + ".lock", command) if lock else None
@@ -142,12 +157,12 @@ class RunDirectory:
             self.release()
             raise
 
-    def _check_output(self, output, overwrite):
+    def _check_output(self, output, overwrite=True):
         if not os.path.isdir(self.output) or not os.listdir(self.output):
             return
         entries = sorted(os.listdir(self.output))
         listed = f"{', '.join(entries[:4])}{', ...' if len(entries) > 4 else ''}"
-        foreign = sorted(set(entries) - LEGACY_ARTEFACTS - {MARKER})
+        foreign = sorted(set(entries) - LEGACY_ARTEFACTS - {MARKER}) + foreign_exports(self.output)
         earlier_run = MARKER in entries or not foreign  # or a run of a version before the marker
         if overwrite and earlier_run and foreign:
             raise CliError(f"--output {output!r} is an earlier run with files it did not write ({', '.join(foreign[:4])}"
@@ -163,6 +178,10 @@ class RunDirectory:
 
     def _open_work(self, settings):
         marker = os.path.join(self.work, "settings.json")
+        self.created = False
+        if os.path.isdir(self.work) and os.listdir(self.work) and not os.path.exists(marker):
+            raise CliError(f"{self.work} exists and is not the work folder of a run of keras-introspect (no "
+                           "settings.json); a run writes there: move it, or choose another --output")
         if os.path.exists(marker):
             with open(marker) as f:
                 earlier = json.load(f)
@@ -172,6 +191,7 @@ class RunDirectory:
                 raise CliError(f"{self.work} holds an interrupted run with other settings ({', '.join(changed)}); "
                                "run the same command again to resume it, or delete that directory")
             return True
+        self.created = not os.path.isdir(self.work)
         os.makedirs(self.work, exist_ok=True)
         with open(marker, "w") as f:
             json.dump(settings, f, indent=2)
@@ -188,11 +208,12 @@ class RunDirectory:
     def abandon(self):
         """After an error before any state was saved: remove the work directory, so the corrected
         command starts afresh instead of being refused as another run's resumption."""
-        if not self.started() and os.path.isdir(self.work):
+        if self.created and not self.started() and os.path.isdir(self.work):
             shutil.rmtree(self.work)
 
     def commit(self):
         """Drop the resume state and move the finished run onto `output`."""
+        self._check_output(self.output)  # again: files may have been added to it while this run trained
         for name in ("backup", "checkpoints", "settings.json"):
             target = self.path(name)
             if os.path.isdir(target):
@@ -212,6 +233,20 @@ class RunDirectory:
     def release(self):
         if self.lock:
             self.lock.release()
+
+
+def foreign_exports(run):
+    """What a run's `serving/` holds besides the run's own export (one model name, version 1 only)."""
+    serving = os.path.join(run, "serving")
+    if not os.path.isdir(serving):
+        return []
+    names = sorted(os.listdir(serving))
+    versions = sorted(os.listdir(os.path.join(serving, names[0]))) if len(names) == 1 and \
+        os.path.isdir(os.path.join(serving, names[0])) else None
+    if versions == ["1"]:
+        return []
+    return [f"serving/{name}" + (f"/{v}" if versions else "") for name in names for v in (versions or [""])
+            if not (versions and v == "1")]
 
 
 def parents(path):

@@ -297,6 +297,14 @@ def check_class_folders(path, splits):
             the empty class folders, or the single class.
     """
     classes = {split: class_folders(os.path.join(path, split)) for split in splits}
+    for split in splits:  # a class folder linked to another would put the same images under two labels
+        real = {}
+        for name in classes[split]:
+            target = os.path.realpath(os.path.join(path, split, name))
+            if target in real:
+                raise DatasetNotFoundError(f"Class folders {real[target]!r} and {name!r} of the {split} split of "
+                                           f"{path!r} are the same folder ({target}); each class needs its own images.")
+            real[target] = name
     first = splits[0]
     for split in splits[1:]:
         only_first = sorted(set(classes[first]) - set(classes[split]))
@@ -324,6 +332,8 @@ def check_class_folders(path, splits):
 
 def stratified_subset(x, y, size, seed=0):
     """A fixed class-balanced subset of `size` examples (same for every method)."""
+    if size is not None and (isinstance(size, bool) or not float(size).is_integer()):
+        raise InputError(f"train_size must be a whole number of examples, got {size!r}.")
     if size is None or size >= len(y):
         return x, y
     if size < 1:

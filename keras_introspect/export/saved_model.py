@@ -57,6 +57,11 @@ def export_saved_model(model, path, explainer=None, normalization=None, overwrit
     path = os.path.normpath(os.path.expanduser(str(path)))
     if inside(os.getcwd(), path):
         raise InputError(f"export path {path!r} is the current directory or holds it; name a sub-folder.")
+    if os.path.islink(path):
+        raise InputError(f"export path {path!r} is a symbolic link; give the folder it points to "
+                         f"({os.path.realpath(path)!r}) or another path.")
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InputError(f"export path {path!r} is a file; a SavedModel is a folder: give another path.")
     if os.path.exists(path) and (not os.path.isdir(path) or os.listdir(path)) and not overwrite:
         raise InputError(f"{path} exists and is not empty; pass overwrite=True to replace it, or export elsewhere.")
     backbone = getattr(model, "backbone", model)
