@@ -194,7 +194,7 @@ def test_example_ids_beyond_num_examples_are_refused_before_any_table_is_read(im
     model = ki.IntrospectiveModel(tiny_backbone(), target_ema=0.5, num_examples=3, warmup_epochs=0)
     model.compile(optimizer=keras.optimizers.SGD(0.1))
     data = tf.data.Dataset.from_tensor_slices((images, labels, np.arange(4))).map(ki.data.with_example_id).batch(4)
-    with pytest.raises(tf.errors.InvalidArgumentError, match=r"example ids must be < num_examples \(3"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"example_id must be < num_examples \(3"):
         model.fit(data, epochs=1, verbose=0)
 
 

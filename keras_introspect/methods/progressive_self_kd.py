@@ -35,8 +35,8 @@ def split_example_ids(x, num_examples):
             "tf.data.Dataset.from_tensor_slices((x, y, np.arange(len(y)))).map(ki.data.with_example_id)."
         )
     ids = tf.cast(tf.reshape(x["example_id"], [-1]), tf.int32)
-    checks = [tf.debugging.assert_non_negative(ids, message="example ids must be >= 0"),
-              tf.debugging.assert_less(ids, num_examples, message=f"example ids must be < num_examples "
+    checks = [tf.debugging.assert_non_negative(ids, message="example_id must be >= 0"),
+              tf.debugging.assert_less(ids, num_examples, message=f"example_id must be < num_examples "
                                        f"({num_examples}, the training set's size): pass the right num_examples")]
     with tf.control_dependencies([c for c in checks if c is not None]):
         return x["images"], tf.identity(ids)
@@ -83,11 +83,6 @@ class ProgressiveSelfKDModel(ClassifierTrainer):
     def compute_terms(self, x, targets, labels, tape):
         del tape
         images, ids = split_example_ids(x, self.num_examples)
-        checks = [tf.debugging.assert_less(ids, self.num_examples,
-                                           message=f"example_id must be < num_examples ({self.num_examples})"),
-                  tf.debugging.assert_non_negative(ids, message="example_id must be >= 0")]
-        with tf.control_dependencies([c for c in checks if c is not None]):
-            ids = tf.identity(ids)
         logits = self.logits(images, training=True)
         previous = tf.gather(tf.convert_to_tensor(self.predictions), ids)
         previous = tf.where(self.epoch < 0.5, targets, previous)  # epoch 0: the label is the "previous prediction"
