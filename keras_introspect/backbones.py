@@ -290,10 +290,11 @@ def conv_layer_names(backbone):
     A nested model's own rank-4 layers are listed as `"base/inner"`, before the base itself.
     """
     names = []
+    nested = nested_models(backbone)
     for layer in backbone.layers:
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        if layer in nested_models(backbone):
+        if layer in nested:
             names.extend(f"{layer.name}{SEPARATOR}{inner}" for inner in conv_layer_names(layer))
         try:
             shape = layer.output.shape
@@ -348,11 +349,16 @@ def graph_output(backbone, name):
     layer = get_layer(backbone, name)
     if layer not in nested_models(backbone):
         return layer.output
-    nodes = layer._inbound_nodes  # Keras keeps no public handle on a nested model's call
+    return outer_call(backbone, layer).output_tensors[0]
+
+
+def outer_call(backbone, model):
+    """The one call of a nested `model` in `backbone`'s graph (its Keras node: input and output tensors)."""
+    nodes = model._inbound_nodes  # Keras keeps no public handle on a nested model's call
     if len(nodes) != 1:
-        raise BackboneError(f"The nested model {name!r} is called {len(nodes)} times in {backbone.name!r}; "
+        raise BackboneError(f"The nested model {model.name!r} is called {len(nodes)} times in {backbone.name!r}; "
                             "explanations need a model called once.")
-    return nodes[0].output_tensors[0]
+    return nodes[0]
 
 
 def gap_dense_head(backbone):
@@ -436,8 +442,7 @@ class NestedTaps:
             raise BackboneError(f"Layers {list(layer_names)} must all lie inside one nested model of "
                                 f"{backbone.name!r} (addressed as 'base/inner'), or be that model.")
         base = backbone.get_layer(bases.pop())
-        graph_output(backbone, base.name)  # called once, or a clear error
-        node = base._inbound_nodes[0]
+        node = outer_call(backbone, base)
         entry, exit_ = node.input_tensors[0], node.output_tensors[0]
         # the base's own name taps its output (FRSKD's last stage, say)
         inner = [base.outputs[0] if name == base.name else get_layer(backbone, name).output for name in layer_names]
