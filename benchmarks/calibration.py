@@ -28,7 +28,7 @@ import numpy as np
 import keras_introspect as ki
 from keras_introspect import benchmark, recipes  # benchmark also registers the models' classes for load_model
 from keras_introspect.benchmark import report
-from keras_introspect.benchmark.runner import held_out_labels, test_probabilities
+from keras_introspect.benchmark import held_out_labels, test_probabilities
 from keras_introspect.errors import InputError
 
 BINS = 15

@@ -30,9 +30,9 @@ import tensorflow as tf
 from scipy.stats import spearmanr  # scikit-learn's dependency, so always installed with the package
 
 from keras_introspect import benchmark  # also registers the models' classes for load_model
-from keras_introspect.data.sources import class_folders
+from keras_introspect.data import class_folders
 from keras_introspect.errors import InputError
-from keras_introspect.soft_targets.targets import entropy
+from keras_introspect.soft_targets import entropy
 
 
 def il_non_true(model, temperature=None):

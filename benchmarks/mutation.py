@@ -26,6 +26,8 @@ import shutil
 import subprocess
 import sys
 
+from keras_introspect.benchmark import provenance, update_doc
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
@@ -109,19 +111,10 @@ def update_readme():
         path = RESULTS / f"mutation_{scope}.json"
         if path.exists():
             results[scope] = json.loads(path.read_text())
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    begin, end = "<!-- results:mutation:begin -->", "<!-- results:mutation:end -->"
-    if begin not in text:
-        raise SystemExit(f"README.md lacks {begin}")
-    head, rest = text.split(begin, 1)
-    readme.write_text(head + begin + "\n" + readme_table(results) + "\n" + end + rest.split(end, 1)[1])
+    update_doc(ROOT / "README.md", "mutation", readme_table(results))
 
 
 def main(argv=None):
-    sys.path.insert(0, str(ROOT))
-    from keras_introspect.benchmark import provenance
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scope", choices=list(SCOPES))
     parser.add_argument("--work-dir", help="where the copy and mutmut's state live "

@@ -56,7 +56,7 @@ def throughput(source_path, image_size, arch, batch_size, batches, augment="auto
 
     training = images_per_second(Steps(), batches, batch_size, warmup=1)
     return {"dataset": os.path.basename(os.path.normpath(source_path)), "image_size": list(source.image_size),
-            "arch": arch, "batch_size": batch_size, "augmentation": ki.data.streaming.resolve_augmentation(
+            "arch": arch, "batch_size": batch_size, "augmentation": ki.data.resolve_augmentation(
                 augment, source.image_size), "pipeline_images_per_second": pipeline,
             "training_images_per_second": training, "ratio": pipeline / training}
 

@@ -18,6 +18,7 @@ Example:
 import argparse
 import os
 
+import verdict  # benchmarks/verdict.py, beside this script
 from keras_introspect.benchmark import report
 from keras_introspect.errors import InputError
 
@@ -40,12 +41,12 @@ def main(argv=None):
         parser.error("--seeds and --among choose a configuration: they need --best")
     try:
         if args.best:
-            choice = report.best(report.load(args.results), args.best, args.seeds, args.among)
+            choice = verdict.best(report.load(args.results), args.best, args.seeds, args.among)
             if choice is None:
                 parser.error(f"no {args.best} configuration shares a seed with standard training in {args.results}")
             print(choice)
             return
-        table = report.write_report(args.results, args.out_dir, timing=not args.no_timing)
+        table = report.write_report(args.results, args.out_dir, timing=not args.no_timing, readings=verdict.readings)
     except (InputError, OSError) as error:
         parser.error(str(error))
     print(table)

@@ -375,33 +375,39 @@ def gap_dense_head(backbone):
     dense = backbone.layers[-1]
     if ends_in_softmax(backbone) and isinstance(dense, (keras.layers.Softmax, keras.layers.Activation,
                                                         keras.layers.Lambda)):
-        dense = _producer(dense)
-    dense = _skip_dropout(dense)
+        dense = _producer(backbone, dense)
+    dense = _skip_dropout(backbone, dense)
     if not isinstance(dense, keras.layers.Dense):
         raise BackboneError(
             f"CAM needs a GlobalAveragePooling2D → Dense head; the backbone "
             f"{backbone.name!r} ends in {type(dense).__name__}. Use GradCAM instead."
         )
-    pool = _skip_dropout(_producer(dense))
+    pool = _skip_dropout(backbone, _producer(backbone, dense))
     if not isinstance(pool, keras.layers.GlobalAveragePooling2D):
         raise BackboneError(
             f"CAM needs a GlobalAveragePooling2D → Dense head; the Dense layer "
             f"{dense.name!r} is fed by {type(pool).__name__}. Use GradCAM instead."
         )
-    return _producer(pool).name, dense
+    return _producer(backbone, pool).name, dense
 
 
-def _skip_dropout(layer):
+def _skip_dropout(backbone, layer):
     """The first layer at or before `layer` that is not a Dropout."""
     while isinstance(layer, keras.layers.Dropout):
-        layer = _producer(layer)
+        layer = _producer(backbone, layer)
     return layer
 
 
-def _producer(layer):
-    """The layer whose output feeds `layer` (single-input layers only)."""
-    history = layer.input._keras_history
-    return history.operation
+def _producer(backbone, layer):
+    """The layer whose output feeds `layer` (single-input layers only).
+
+    Read from the input tensor's `_keras_history` (private): the public route, matching
+    `layer.input` against each layer's `output`, fails for a nested base (its `output` is its
+    inner graph's tensor, not the outer call's) and for Sequential models (tested in
+    tests/test_user_backbones.py).
+    """
+    del backbone
+    return layer.input._keras_history.operation
 
 
 def tap_model(backbone, layer_names=()):

@@ -22,6 +22,9 @@ def load_script(name):
     return module
 
 
+VERDICT = load_script("verdict")
+
+
 def test_quick_protocol_runs_every_method_and_reports(tmp_path):
     out = tmp_path / "bench"
     result = run_cli("benchmark", "--protocol", "quick", "--epochs", "2", "--output", str(out), "--verbose", "0")
@@ -202,30 +205,34 @@ def test_verdict_picks_by_paired_gain_and_needs_three_seeds_and_two_standard_err
                "il_uniform_structure": runs("il_uniform_structure", "il", [0.90, 0.90, 0.90]),  # a control
                "kd": runs("kd", "kd", [0.95, 0.95, 0.95]),
                "label_smoothing": runs("label_smoothing", "label_smoothing", [0.72, 0.72, 0.74])}
-    assert [report.role(rs[0]) for rs in configs.values()] == ["baseline", "il", "il", "control", "teacher", "rival"]
-    text = report.verdict(configs)
+    assert [VERDICT.role(rs[0]) for rs in configs.values()] == ["baseline", "il", "il", "control", "teacher", "rival"]
+    text = VERDICT.verdict(configs)
     # il_a vs standard: differences (1, 1, 1) points: mean 1, standard error 0 → ahead.
     assert "il_a (of 2 with 3 seeds), against standard training: +1.00 ± 0.00 points" in text and ": ahead." in text
     # il_a vs label smoothing: (-1, +1, +1) → mean 0.33, standard error 0.67 → not shown.
     assert "label_smoothing (of 1 with 3 seeds): +0.33 ± 0.67 points (mean ± standard error, 3 seeds): no difference shown." in text
     configs["label_smoothing"] = runs("label_smoothing", "label_smoothing", [0.73, 0.75, 0.78])
-    assert "(of 1 with 3 seeds): -2.33 ± 0.33 points" in report.verdict(configs) and report.verdict(configs).endswith("behind.")
+    assert "(of 1 with 3 seeds): -2.33 ± 0.33 points" in VERDICT.verdict(configs) and VERDICT.verdict(configs).endswith("behind.")
     two = {name: rs[:2] for name, rs in configs.items()}
-    assert "+1.00 points on seeds 0, 1; not established (2 of the 3 seeds needed)" in report.verdict(two)
+    assert "+1.00 points on seeds 0, 1; not established (2 of the 3 seeds needed)" in VERDICT.verdict(two)
     # the regime: label smoothing against standard (+3, +3, +4) → 3.33 ± 0.33: it pays here
-    assert report.qualification(configs) == ("Regime: the best teacher-free rival, label_smoothing (of 1 with 3 seeds), against "
+    assert VERDICT.qualification(configs) == ("Regime: the best teacher-free rival, label_smoothing (of 1 with 3 seeds), against "
                                              "standard training: +3.33 ± 0.33 points (mean ± standard error, "
                                              "3 seeds): ahead.")
     configs["confidence_penalty"] = runs("confidence_penalty", "confidence_penalty", [0.75, 0.77, 0.80])
-    assert "confidence_penalty (of 2 with 3 seeds)" in report.qualification(configs)  # +5.33 beats label smoothing's +3.33
-    assert "(of 2 with 3 seeds): -4.33 ± 0.33 points" in report.verdict(configs)  # the verdict faces the better rival
+    assert "confidence_penalty (of 2 with 3 seeds)" in VERDICT.qualification(configs)  # +5.33 beats label smoothing's +3.33
+    assert "(of 2 with 3 seeds): -4.33 ± 0.33 points" in VERDICT.verdict(configs)  # the verdict faces the better rival
     table = report.markdown_table([dict(r, arch="a", train_size=3, epochs=1, augment=False, best_accuracy=0.0,
                                         commit="c", date="d", command="x", machine="m", tensorflow="t", keras="k")
-                                   for rs in configs.values() for r in rs], timing=False)
+                                   for rs in configs.values() for r in rs], timing=False, readings=VERDICT.readings)
     assert table.index("Regime: the best") < table.index("Verdict: the best") < table.index("Provenance")
-    assert report.qualification({"standard": configs["standard"], "il_a": configs["il_a"]}) is None
-    assert report.verdict({"standard": configs["standard"]}) is None
-    assert report.verdict({"il_a": configs["il_a"]}) is None
+    plain = report.markdown_table([dict(r, arch="a", train_size=3, epochs=1, augment=False, best_accuracy=0.0,
+                                        commit="c", date="d", command="x", machine="m", tensorflow="t", keras="k")
+                                   for rs in configs.values() for r in rs], timing=False)
+    assert "Verdict" not in plain and "Regime:" not in plain  # the package's table holds numbers only
+    assert VERDICT.qualification({"standard": configs["standard"], "il_a": configs["il_a"]}) is None
+    assert VERDICT.verdict({"standard": configs["standard"]}) is None
+    assert VERDICT.verdict({"il_a": configs["il_a"]}) is None
 
 
 def test_teacher_and_mechanism_readings_pair_each_control_with_what_it_dissects():
@@ -239,21 +246,21 @@ def test_teacher_and_mechanism_readings_pair_each_control_with_what_it_dissects(
                "kd_uniform": runs("kd_uniform", "kd", [0.75, 0.75], {"teacher_targets": "uniform"}),
                "il_x_uniform": runs("il_x_uniform", "il", [0.9, 0.9, 0.9]),  # what it dissects never ran
                "il_uniform_structure": runs("il_uniform_structure", "il", [0.9, 0.9, 0.9])}  # no suffix
-    assert report.with_teacher(configs) == ("With a teacher (outside the verdict): kd against standard training: "
+    assert VERDICT.with_teacher(configs) == ("With a teacher (outside the verdict): kd against standard training: "
                                             "+4.67 ± 0.33 points (mean ± standard error, 3 seeds): ahead.")
     # kd_shuffled − kd: (−1, −1, −2) → −1.33 ± 0.33, behind; kd_uniform − kd on two seeds: (0, −1)
-    assert report.mechanism(configs) == (
+    assert VERDICT.mechanism(configs) == (
         "Mechanism (each control against what it dissects): kd_shuffled against kd: -1.33 ± 0.33 points (mean ± "
         "standard error, 3 seeds): behind; kd_uniform against kd: -0.50 points on seeds 0, 1; not established "
         "(2 of the 3 seeds needed).")
-    assert [report.dissected(c) for c in ("kd_shuffled", "il_a_uniform", "il_a_matched", "il_uniform_structure",
+    assert [VERDICT.dissected(c) for c in ("kd_shuffled", "il_a_uniform", "il_a_matched", "il_uniform_structure",
                                           "kd")] == ["kd", "il_a", "il_a", None, None]
-    assert report.with_teacher({"standard": configs["standard"]}) is None
-    assert report.with_teacher({"kd": configs["kd"]}) is None
-    assert report.mechanism({"standard": configs["standard"], "kd": configs["kd"]}) is None
+    assert VERDICT.with_teacher({"standard": configs["standard"]}) is None
+    assert VERDICT.with_teacher({"kd": configs["kd"]}) is None
+    assert VERDICT.mechanism({"standard": configs["standard"], "kd": configs["kd"]}) is None
     table = report.markdown_table([dict(r, arch="a", train_size=3, epochs=1, augment=False, best_accuracy=0.0,
                                         commit="c", date="d", command="x", machine="m", tensorflow="t", keras="k")
-                                   for rs in configs.values() for r in rs], timing=False)
+                                   for rs in configs.values() for r in rs], timing=False, readings=VERDICT.readings)
     assert table.index("With a teacher") < table.index("Mechanism (") < table.index("Provenance")
 
 
@@ -273,23 +280,23 @@ def test_best_chooses_by_paired_gain_on_the_given_seeds_and_skips_controls(tmp_p
                + runs("il_c", "il", [0.72], seeds=(1,))  # +2, on one seed only
                + runs("il_a_uniform", "il", [0.99, 0.99, 0.99])  # a control: never chosen
                + runs("label_smoothing", "label_smoothing", [0.72, 0.72, 0.72]))
-    assert report.best(records, "il", seeds=[0]) == "il_a"
-    assert report.best(records, "il") == "il_b"  # three seeds outrank il_c's one
-    assert report.best(records, "il", seeds=[1]) == "il_c"
-    assert report.best(records, "rival") == "label_smoothing"
-    assert report.best(records, "il", seeds=[5]) is None
-    assert report.best(records, "il", seeds=[0], among=["il_b", "label_smoothing"]) == "il_b"  # il_a left out
+    assert VERDICT.best(records, "il", seeds=[0]) == "il_a"
+    assert VERDICT.best(records, "il") == "il_b"  # three seeds outrank il_c's one
+    assert VERDICT.best(records, "il", seeds=[1]) == "il_c"
+    assert VERDICT.best(records, "rival") == "label_smoothing"
+    assert VERDICT.best(records, "il", seeds=[5]) is None
+    assert VERDICT.best(records, "il", seeds=[0], among=["il_b", "label_smoothing"]) == "il_b"  # il_a left out
     with pytest.raises(InputError, match="no records of il_c"):
-        report.best(records, "il", seeds=[0], among=["il_b", "il_c"])  # il_c has no seed-0 run
-    assert report.best([r for r in records if r["config"] != "standard"], "il") is None
+        VERDICT.best(records, "il", seeds=[0], among=["il_b", "il_c"])  # il_c has no seed-0 run
+    assert VERDICT.best([r for r in records if r["config"] != "standard"], "il") is None
     configs = report.grouped(records)["a, 3 images × 1 ep, no aug"]
-    assert report.verdict(configs).startswith("Verdict: the best IL configuration, il_b (of 2 with 3 seeds, 3 in all)")
+    assert VERDICT.verdict(configs).startswith("Verdict: the best IL configuration, il_b (of 2 with 3 seeds, 3 in all)")
     del configs["il_b"]
-    assert "il_a (of 1 with 3 seeds, 2 in all)" in report.verdict(configs)
+    assert "il_a (of 1 with 3 seeds, 2 in all)" in VERDICT.verdict(configs)
     del configs["il_a"]
-    assert "il_c (of 1), against standard training: +2.00 points on seed 1;" in report.verdict(configs)
+    assert "il_c (of 1), against standard training: +2.00 points on seed 1;" in VERDICT.verdict(configs)
     with pytest.raises(InputError, match="mix regimes"):
-        report.best(records + runs("standard", "standard", [0.5], epochs=2), "il")
+        VERDICT.best(records + runs("standard", "standard", [0.5], epochs=2), "il")
 
     path = tmp_path / "results.jsonl"
     for r in records:
@@ -542,3 +549,11 @@ def test_calibration_reports_direction_and_checks_each_model_against_its_record(
     with pytest.raises(SystemExit):
         calibration.main(["--protocol", "quick", "--data", "digits", "--models", "nowhere.keras", "--out", str(other)])
     assert "no such model file: nowhere.keras" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["formulation_sweep", "long_protocol"])
+def test_the_committed_tables_regenerate_byte_identical_from_the_committed_records(name):
+    """The tables quoted in docs/ are what `summarize.py --no-timing` makes of the committed records today."""
+    records = report.load(f"benchmarks/results/{name}.jsonl")
+    committed = open(f"benchmarks/results/{name}/results.md").read()
+    assert report.markdown_table(records, timing=False, readings=VERDICT.readings) + "\n" == committed

@@ -140,11 +140,11 @@ def option_values(option):
     """Values a method's option must accept (its default and inclusive bounds) and refuse (outside them)."""
     import math
 
-    from keras_introspect.methods.registry import RANGES
+    from keras_introspect.options import RANGES
 
     accept, refuse = [option.default], []
     if option.kind is float and option.range:
-        low, high, low_in, high_in = RANGES[option.range]
+        low, high, low_in, high_in, _ = RANGES[option.range]
         accept += [low] if low_in else [low + 1e-6]
         accept += [high] if high_in and math.isfinite(high) else []
         refuse += [] if low_in else [low]
@@ -154,6 +154,9 @@ def option_values(option):
     if option.kind is int and option.minimum is not None:
         accept.append(option.minimum)
         refuse.append(option.minimum - 1)
+    if option.kind is int and option.choices:
+        accept += list(option.choices)
+        refuse.append("no-such-word")
     if option.kind is str and option.choices:
         accept += list(option.choices)
         refuse.append("no-such-choice")
@@ -163,7 +166,8 @@ def option_values(option):
 def test_every_methods_options_are_checked_against_that_methods_own_declaration():
     """`--method frskd --alpha 2.0` is FRSKD's own default; IL's range for --alpha must not refuse it."""
     from keras_introspect.cli.main import CliError, build_parser, method_options
-    from keras_introspect.methods.registry import METHODS, OptionError
+    from keras_introspect.methods.registry import METHODS
+    from keras_introspect.options import OptionError
 
     def parse(method, name, value):
         flag = "--" + name.replace("_", "-")

@@ -308,16 +308,16 @@ def test_bad_inputs_raise_clear_errors(images, labels):
 
 REFUSED = [
     (dict(explainer="smoothgrad"), "SmoothGrad needs several forward passes and cannot run inside the training "
-                                   "step; choose cam, grad_cam, vanilla_gradients or gradient_input."),
+                                   "step; choose one of ('cam', 'grad_cam', 'vanilla_gradients', 'gradient_input')."),
     (dict(alpha=1.5), "alpha must be in [0, 1], got 1.5."),
     (dict(alpha=-0.1), "alpha must be in [0, 1], got -0.1."),
     (dict(temperature=0.0), "temperature must be > 0, got 0.0."),
-    (dict(warmup_epochs=-1), "warmup_epochs and ramp_epochs must be >= 0."),
-    (dict(ramp_epochs=-1), "warmup_epochs and ramp_epochs must be >= 0."),
-    (dict(explained_classes=True), "explained_classes must be 'all' or an int, got True."),
-    (dict(explained_classes="2"), "explained_classes must be 'all' or an int, got '2'."),
-    (dict(explained_classes=0), "explained_classes=0 must be between 1 and 4 (the number of non-true classes), "
-                                "or 'all'."),
+    (dict(warmup_epochs=-1), "Option warmup_epochs must be >= 0, got -1."),
+    (dict(ramp_epochs=-1), "Option ramp_epochs must be >= 0, got -1."),
+    (dict(explained_classes=True), "Option explained_classes must be a number or one of ('all',), got True."),
+    (dict(explained_classes="2"), "Option explained_classes must be a number or one of ('all',), got '2'."),
+    (dict(explained_classes=2.5), "Option explained_classes must be a whole number, got 2.5."),
+    (dict(explained_classes=0), "Option explained_classes must be >= 1, got 0."),
     (dict(explained_classes=5), "explained_classes=5 must be between 1 and 4"),
     (dict(target_ema=1.0, num_examples=4), "target_ema must be in [0, 1), got 1.0."),
     (dict(target_ema=-0.5, num_examples=4), "target_ema must be in [0, 1), got -0.5."),

@@ -20,17 +20,17 @@ import json
 import os
 import pathlib
 import re
-import sys
 import tempfile
 import time
 
 import nbformat
 from nbclient import NotebookClient
 
+from keras_introspect.benchmark import provenance, update_doc
+from notebook_cells import NOTEBOOKS  # tutorials/notebook_cells.py, beside this script
+
 HERE = pathlib.Path(__file__).parent
 ROOT = HERE.parent
-sys.path.insert(0, str(HERE))
-from notebook_cells import NOTEBOOKS  # noqa: E402
 
 # committed benchmark tables quoted by the notebooks: name -> (file, marker)
 TABLES = {
@@ -72,13 +72,7 @@ def readme_table(times):
 
 
 def update_readme(times):
-    readme = ROOT / "README.md"
-    text = readme.read_text()
-    begin, end = "<!-- tutorials:begin -->", "<!-- tutorials:end -->"
-    if begin not in text:
-        raise SystemExit(f"README.md lacks the {begin} marker")
-    head, rest = text.split(begin, 1)
-    readme.write_text(head + begin + "\n" + readme_table(times) + "\n" + end + rest.split(end, 1)[1])
+    update_doc(ROOT / "README.md", "tutorials", readme_table(times))
 
 
 def build(name, cells, times):
@@ -124,9 +118,6 @@ def refresh_markdown(path, cells, times):
 
 
 def main(argv=None):
-    sys.path.insert(0, str(ROOT))
-    from keras_introspect.benchmark import provenance
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", default="showcase", choices=["quick", "showcase", "full"])
     parser.add_argument("--cifar10", help="local CIFAR-10 image folder (default: TFDS, which downloads)")

@@ -9,6 +9,7 @@ import math
 import statistics
 
 from keras_introspect.errors import InputError
+from keras_introspect.plots import line_style
 
 
 def load(path):
@@ -93,198 +94,7 @@ def paired_delta(records, base):
     return text if len(deltas) == len(records) else f"{text} (n={len(deltas)})"
 
 
-# Configurations that dissect a method instead of competing (the mechanism controls of docs/method.md);
-# their names say what was taken away, and the verdict leaves them out.
-CONTROLS = ("uniform", "shuffled", "matched")
-
-
-def role(record):
-    """How a configuration takes part in the verdict.
-
-    Returns:
-        "baseline" (standard training), "il", "rival" (a teacher-free method
-        other than IL), "teacher" (needs a trained teacher), "peer" (trains
-        peers together) or "control" (a dissection, see `CONTROLS`).
-    """
-    from keras_introspect.methods.registry import METHODS
-
-    if any(marker in record["config"] for marker in CONTROLS):
-        return "control"
-    method = record["method"]
-    if method == "standard" and not record["options"]:
-        return "baseline"
-    spec = METHODS.get(method)
-    if spec is not None and spec.teacher:
-        return "teacher"
-    return {"il": "il", "dml": "peer"}.get(method, "rival")
-
-
-# Paired seeds a difference needs before it counts (issue 10: "over ≥ 3 seeds above 2 standard errors").
-SEEDS_NEEDED = 3
-
-
-def compare(records, reference):
-    """One phrase on how `records` fare against `reference`, paired by seed.
-
-    A difference counts as shown when at least `SEEDS_NEEDED` seeds are shared and the mean
-    paired difference is more than two standard errors from zero.
-    """
-    reference = {r["seed"]: r["final_accuracy"] for r in reference}
-    deltas = [100 * (r["final_accuracy"] - reference[r["seed"]]) for r in records if r["seed"] in reference]
-    if not deltas:
-        return "no seed in common"
-    mean = statistics.mean(deltas)
-    if len(deltas) < SEEDS_NEEDED:
-        seeds = ", ".join(str(r["seed"]) for r in records if r["seed"] in reference)
-        return (f"{mean:+.2f} points on seed{'s' if len(deltas) > 1 else ''} {seeds}; "
-                f"not established ({len(deltas)} of the {SEEDS_NEEDED} seeds needed)")
-    error = statistics.stdev(deltas) / math.sqrt(len(deltas))
-    outcome = "ahead" if mean > 2 * error else "behind" if mean < -2 * error else "no difference shown"
-    return f"{mean:+.2f} ± {error:.2f} points (mean ± standard error, {len(deltas)} seeds): {outcome}"
-
-
-def _by_role(configs):
-    groups = collections.defaultdict(dict)
-    for config, rs in configs.items():
-        groups[role(rs[0])][config] = rs
-    return groups
-
-
-def _best(group, base):
-    """The configuration of `group` with the highest mean paired gain over `base`, and the pool's words.
-
-    When some configurations share `SEEDS_NEEDED` seeds with `base`, only they
-    compete: one lucky seed would otherwise outrank three measured ones.
-
-    Returns:
-        `(name, words)`, words such as "of 4", "of 2 with 3 seeds" or
-        "of 1 with 3 seeds, 10 in all".
-    """
-    reference = {r["seed"]: r["final_accuracy"] for r in base}
-
-    deltas = {config: [r["final_accuracy"] - reference[r["seed"]] for r in rs if r["seed"] in reference]
-              for config, rs in group.items()}
-    settled = [config for config in group if len(deltas[config]) >= SEEDS_NEEDED]
-    pool = settled or list(group)
-    choice = max(pool, key=lambda config: statistics.mean(deltas[config]) if deltas[config] else -math.inf)
-    words = f"of {len(pool)}"
-    if settled:
-        # the count of everything tried stays in view: a choice among many flatters the chosen one
-        words += f" with {SEEDS_NEEDED} seeds" + (f", {len(group)} in all" if len(pool) < len(group) else "")
-    return choice, words
-
-
-def best(records, role_name, seeds=None, among=None):
-    """The configuration of one role with the highest mean paired gain over standard training.
-
-    Args:
-        records: result records of one regime (`load`).
-        role_name: a `role`, e.g. "il" or "rival".
-        seeds: compare on these seeds only. A choice made on a fixed seed
-            stays the same when later seeds land, so a sweep that resumes
-            spends them on the configuration it chose before.
-        among: choose among these configurations only; with `seeds`, the
-            choice also stays the same when later variants land.
-
-    Returns:
-        The configuration's name, or None when no record has that role or
-        standard training shares no seed with it.
-
-    Example:
-    >>> best(load("benchmarks/results/long_protocol.jsonl"), "il", seeds=[0])
-    """
-    if seeds is not None:
-        records = [r for r in records if r["seed"] in seeds]
-    if among is not None:
-        unknown = set(among) - {r["config"] for r in records}
-        if unknown:
-            raise InputError(f"best: no records of {', '.join(sorted(unknown))} (on the given seeds)")
-        keep = set(among) | {"standard"}
-        records = [r for r in records if r["config"] in keep]
-    regimes = grouped(records)
-    if len(regimes) > 1:
-        raise InputError("best: the records mix regimes; pass the records of one protocol")
-    configs = next(iter(regimes.values()), {})
-    base, group = configs.get("standard"), _by_role(configs)[role_name]
-    if not base or not group:
-        return None
-    choice, _ = _best(group, base)
-    shared = {r["seed"] for r in base} & {r["seed"] for r in configs[choice]}
-    return choice if shared else None
-
-
-def qualification(configs):
-    """Whether the regime is one where a teacher-free regularizer pays at all, or None.
-
-    IL can only be seen beating standard training where an established
-    regularizer does (docs/comparators.md); this sentence says whether the
-    records show such a regime, with the same rule as `verdict`.
-    """
-    base = configs.get("standard")
-    rivals = _by_role(configs)["rival"]
-    if not base or not rivals:
-        return None
-    rival, pool = _best(rivals, base)
-    return (f"Regime: the best teacher-free rival, {rival} ({pool}), against standard training: "
-            f"{compare(configs[rival], base)}.")
-
-
-def verdict(configs):
-    """The regime's answer to "does IL beat standard training and its teacher-free rivals?", or None.
-
-    The best IL configuration and the best rival are the ones with the highest
-    mean paired difference from standard training; picking on the test split
-    flatters both alike, and the sentence says out of how many each was chosen.
-    """
-    base = configs.get("standard")
-    by_role = _by_role(configs)
-    if not base or not by_role["il"]:
-        return None
-    il, pool = _best(by_role["il"], base)
-    text = (f"Verdict: the best IL configuration, {il} ({pool}), against standard training: "
-            f"{compare(configs[il], base)}.")
-    if by_role["rival"]:
-        rival, pool = _best(by_role["rival"], base)
-        text += (f" Against the best teacher-free rival, {rival} ({pool}): "
-                 f"{compare(configs[il], configs[rival])}.")
-    return text
-
-
-def with_teacher(configs):
-    """How each teacher method fares against standard training, or None.
-
-    Outside the verdict: a teacher is what IL does without, and the
-    protocol's teacher trains longer than the student.
-    """
-    base = configs.get("standard")
-    teachers = _by_role(configs)["teacher"]
-    if not base or not teachers:
-        return None
-    readings = [f"{config} against standard training: {compare(rs, base)}" for config, rs in teachers.items()]
-    return "With a teacher (outside the verdict): " + "; ".join(readings) + "."
-
-
-def dissected(config):
-    """The configuration a control takes something from: its name without the marker (`kd_shuffled` → `kd`)."""
-    for marker in CONTROLS:
-        if config.endswith("_" + marker):
-            return config[:-len(marker) - 1]
-    return None
-
-
-def mechanism(configs):
-    """What each control loses or gains against the configuration it dissects, paired by seed, or None.
-
-    A control removes one thing — the teacher's class structure (`kd_shuffled`), every class
-    preference (`kd_uniform`, `il_..._uniform`) — so its difference from the full configuration is
-    what that thing adds (docs/method.md, section 5).
-    """
-    readings = [f"{config} against {dissected(config)}: {compare(rs, configs[dissected(config)])}"
-                for config, rs in configs.items() if role(rs[0]) == "control" and dissected(config) in configs]
-    return "Mechanism (each control against what it dissects): " + "; ".join(readings) + "." if readings else None
-
-
-def markdown_table(records, timing=True):
+def markdown_table(records, timing=True, readings=None):
     """Mean ± std over seeds per configuration, one table per regime, and provenance.
 
     Args:
@@ -292,6 +102,8 @@ def markdown_table(records, timing=True):
         timing: include minutes per run and the median step time. Leave it
             out when the runs did not have the machine to themselves: times
             measured under different loads are not comparable.
+        readings: `readings({config: [records]})` → lines printed under a regime's table
+            (the study's verdict, `benchmarks/verdict.py`).
     """
     lines = []
     for name, configs in grouped(records).items():
@@ -319,9 +131,8 @@ def markdown_table(records, timing=True):
                           f"{step / base_step:.2f}×" if step and base_step else "—"]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
-        for reading in (qualification(configs), verdict(configs), with_teacher(configs), mechanism(configs)):
-            if reading:
-                lines += [reading, ""]
+        for reading in readings(configs) if readings else ():
+            lines += [reading, ""]
     commits = sorted({r["commit"] for r in records})
     dates = sorted(r["date"] for r in records)
     first = records[0]
@@ -347,7 +158,6 @@ def plot(records, directory):
     """`accuracy_*.png` (bars with std error bars) and `curves_*.png` (accuracy per epoch)."""
     from matplotlib.figure import Figure
 
-    from keras_introspect.plots import line_style
 
     for name, configs in grouped(records).items():
         slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
@@ -399,9 +209,9 @@ def mean_curve(records, key):
     return [100 * statistics.mean(c[i] for c in curves) for i in range(length)]
 
 
-def write_report(results_path, directory, timing=True):
+def write_report(results_path, directory, timing=True, readings=None):
     """Everything a results file supports: JSON, CSV, Markdown table and plots
-    (`timing`: see `markdown_table`)."""
+    (`timing`, `readings`: see `markdown_table`)."""
     records = load(results_path)
     if not records:
         raise InputError(f"{results_path} holds no records: nothing to report.")
@@ -409,7 +219,7 @@ def write_report(results_path, directory, timing=True):
     with open(os.path.join(directory, "results.json"), "w") as f:
         json.dump(records, f, indent=1)
     write_csv(records, os.path.join(directory, "results.csv"))
-    table = markdown_table(records, timing=timing)
+    table = markdown_table(records, timing=timing, readings=readings)
     with open(os.path.join(directory, "results.md"), "w") as f:
         f.write(table + "\n")
     plot(records, directory)

@@ -111,7 +111,7 @@ def run_one(arrays, protocol, method, options, seed, config=None, teacher=None, 
     if save_to is not None:
         os.makedirs(os.path.dirname(os.path.abspath(save_to)), exist_ok=True)
         model.save(save_to)
-    if method == "dml":
+    if hasattr(model, "ensemble_predict"):  # peers (DML): the ensemble's accuracy too
         ensemble = model.ensemble_predict(splits.test, verbose=0).numpy().argmax(-1)
         record["ensemble_accuracy"] = float((ensemble == labels).mean())
     return record

@@ -18,8 +18,19 @@ import shutil
 import sys
 import time
 
+import keras
+import numpy as np
+
+import keras_introspect as ki
+from keras_introspect import explainers, plots, recipes, soft_targets
+from keras_introspect.benchmark import held_out_labels, test_probabilities
 from keras_introspect.cli.run_directory import CliError, RunDirectory
+from keras_introspect.data import image_size_arg
+from keras_introspect.distribute import STRATEGIES
 from keras_introspect.errors import InputError
+from keras_introspect.export.serving import check_model_name
+from keras_introspect.methods.registry import METHODS
+from keras_introspect.options import OptionError
 
 DEFAULTS = {
     # Per dataset: the architecture and recipe the default experiment uses.
@@ -58,8 +69,6 @@ def _number(kind, name, low=None, low_inclusive=True, high=None, high_inclusive=
 
 
 def _model_name(text):
-    from keras_introspect.export.serving import check_model_name
-
     try:
         return check_model_name(text)
     except InputError as error:
@@ -67,8 +76,6 @@ def _model_name(text):
 
 
 def _image_size(text):
-    from keras_introspect.data import image_size_arg
-
     try:
         return image_size_arg(text)
     except InputError as error:
@@ -76,30 +83,24 @@ def _image_size(text):
 
 
 def _option_type(name, option):
-    """An argparse type that converts one registry option's text to its kind.
+    """An argparse type that converts one option's text to its kind.
 
     Only the kind: methods share option names with other ranges and choices (`--alpha` is in
     [0, 1] for IL, ≥ 0 for FRSKD), so the value is checked against the chosen method's own
     declaration in `method_options`.
     """
-    from keras_introspect.methods.registry import OptionError, explained_classes_value
 
     def parse(text):
         try:
-            if name == "explained_classes":
-                return explained_classes_value(text)
-            return text if option.kind is str else option.kind(text)
-        except (OptionError, ValueError):
-            raise argparse.ArgumentTypeError(f"--{name.replace('_', '-')} must be a{'n integer' if option.kind is int else ' number'}, "
-                                             f"got {text!r}") from None
+            return option.parse(name, text)
+        except OptionError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
 
     return parse
 
 
 def _add_method_options(parser):
     """One flag per option name in the registry; its help lists each method's default."""
-    from keras_introspect.methods.registry import METHODS
-
     seen = {}
     for spec in METHODS.values():
         for name, option in spec.options.items():
@@ -118,9 +119,6 @@ def _add_method_options(parser):
 
 
 def build_parser():
-    from keras_introspect import architectures, benchmark
-    from keras_introspect.distribute import STRATEGIES
-    from keras_introspect.methods.registry import METHODS
 
     parser = _Parser(prog="keras-introspect", description="Introspective learning for Keras 3.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -141,9 +139,9 @@ def build_parser():
                        help="leave out files that do not decode as images (default: stop, naming them)")
     train.add_argument("--data-dir", default=None, help="TFDS data directory (cifar10/cifar100)")
     train.add_argument("--download", action="store_true", help="let TFDS download a missing dataset")
-    train.add_argument("--arch", default=None, help=", ".join(architectures.ARCHITECTURES) + ", or keras:<Family> "
+    train.add_argument("--arch", default=None, help=", ".join(ki.architectures.ARCHITECTURES) + ", or keras:<Family> "
                        "(a Keras Applications base, e.g. keras:MobileNetV3Small; its own preprocessing by default)")
-    train.add_argument("--weights", default=None, choices=architectures.applications.WEIGHTS,
+    train.add_argument("--weights", default=None, choices=ki.architectures.applications.WEIGHTS,
                        help="for keras:<Family>: random initialisation (none, default) or ImageNet weights "
                             "(downloaded by Keras on first use)")
     train.add_argument("--epochs", type=_number(int, "--epochs", 1), default=None)
@@ -170,7 +168,7 @@ def build_parser():
     train.add_argument("--teacher", help="teacher .keras file for kd, tfkd_self and isl (e.g. a run's model.keras)")
     _add_method_options(train)
     bench = commands.add_parser("benchmark", help="run methods x seeds on one protocol and report")
-    bench.add_argument("--protocol", default="quick", choices=tuple(benchmark.PROTOCOLS))
+    bench.add_argument("--protocol", default="quick", choices=tuple(ki.benchmark.PROTOCOLS))
     bench.add_argument("--methods", nargs="+", default=list(METHODS), choices=tuple(METHODS))
     bench.add_argument("--seeds", nargs="+", type=_number(int, "--seeds", 0), default=[0])
     bench.add_argument("--dataset", help="override the protocol's dataset (name or ImageFolder path)")
@@ -185,27 +183,23 @@ def build_parser():
 
 
 def benchmark(args):
-    from keras_introspect import benchmark as bench
-    from keras_introspect import data
 
-    protocol = bench.get(args.protocol, dataset=args.dataset, epochs=args.epochs, train_size=args.train_size)
-    arrays = data.load_arrays(protocol.dataset, data_dir=args.data_dir, download=args.download)
+    protocol = ki.benchmark.get(args.protocol, dataset=args.dataset, epochs=args.epochs, train_size=args.train_size)
+    arrays = ki.data.load_arrays(protocol.dataset, data_dir=args.data_dir, download=args.download)
     os.makedirs(args.output, exist_ok=True)
     results = os.path.join(args.output, "results.jsonl")
     # Each run saves its state after every epoch under backups/ and resumes from it when the command is run again.
     backups = os.path.join(args.output, "backups")
     # Without --teacher, the protocol's teacher is trained into the output directory (once).
     teacher = args.teacher or os.path.join(args.output, "teacher.keras")
-    bench.run_sweep(arrays, protocol, {method: (method, {}) for method in args.methods}, args.seeds, results, backups,
+    ki.benchmark.run_sweep(arrays, protocol, {method: (method, {}) for method in args.methods}, args.seeds, results, backups,
                     teacher=teacher, train_teacher=args.teacher is None, verbose=args.verbose)
-    print(bench.write_report(results, args.output))
+    print(ki.benchmark.write_report(results, args.output))
     return results
 
 
 def method_options(args):
     """The options given on the command line for `args.method`; an option of another method is an error."""
-    from keras_introspect.methods.registry import METHODS
-
     spec = METHODS[args.method]
     given = {}
     for other in METHODS.values():
@@ -229,12 +223,10 @@ def method_options(args):
 
 
 def train(args):
-    import keras_introspect as ki
-    from keras_introspect import benchmark
 
     defaults = DEFAULTS["digits" if args.dataset == "digits" else "other"]
     options = method_options(args)
-    protocol = benchmark.Protocol(
+    protocol = ki.benchmark.Protocol(
         "cli", args.dataset, args.arch or defaults["arch"],
         epochs=args.epochs if args.epochs is not None else defaults["epochs"],
         batch_size=args.batch_size or defaults["batch_size"],
@@ -272,13 +264,6 @@ def train(args):
 
 def train_in(args, run, protocol, strategy, source, options, chief):
     """`train` once its run directory is held."""
-    import keras
-
-    import keras_introspect as ki
-    from keras_introspect import plots, recipes
-    from keras_introspect.benchmark.runner import held_out_labels, test_probabilities
-    from keras_introspect.export import export_for_serving
-
     print(f"Training {args.method} / {protocol.arch} on {args.dataset} for {protocol.epochs} epochs with "
           f"{strategy.num_replicas_in_sync} replica(s) → {args.output}"
           f"{' (resuming an interrupted run)' if run.resuming else ''}", flush=True)
@@ -317,7 +302,7 @@ def train_in(args, run, protocol, strategy, source, options, chief):
     if os.path.exists(run.path("serving")):
         shutil.rmtree(run.path("serving"))  # a partial export of this same, interrupted run
     # TF Serving's <name>/<version>/ layout; the signatures take raw pixels and normalize them as in training.
-    serving = export_for_serving(model, run.path("serving"), args.export_name or args.method, version=1,
+    serving = ki.export.export_for_serving(model, run.path("serving"), args.export_name or args.method, version=1,
                                  normalization=splits.normalization)
     run.commit()
     serving = os.path.relpath(serving, run.work)
@@ -340,10 +325,6 @@ def write_history(history, directory):
 
 def write_explanations(model, splits, path, count=6):
     """Test images with the model's self-explanations and the soft targets they give."""
-    import numpy as np
-
-    from keras_introspect import explainers, plots, soft_targets
-
     # One image per class, as far as the first held-out images allow.
     x, y = splits.preview(count * 20)
     first = [int(np.flatnonzero(y == c)[0]) for c in np.unique(y)][:count]

@@ -3,22 +3,17 @@
 import os
 
 from keras_introspect.data import preprocessing
-from keras_introspect.data.pipeline import DataSplits, make_pipelines, pad_crop_flip, with_example_id
-from keras_introspect.data.streaming import ImageFolderSource, TFDSSource, image_size_arg
+from keras_introspect.data.files import BadImageError, DatasetNotFoundError, class_folders
+from keras_introspect.data.pipeline import ArrayData, DataSplits, make_pipelines, pad_crop_flip, stratified_subset, \
+    with_example_id
+from keras_introspect.data.sources import digits, image_folder, tfds_dataset
+from keras_introspect.data.streaming import ImageFolderSource, TFDSSource, image_size_arg, resolve_augmentation
 from keras_introspect.errors import InputError
-from keras_introspect.data.sources import (
-    ArrayData,
-    DatasetNotFoundError,
-    digits,
-    image_folder,
-    stratified_subset,
-    tfds_dataset,
-)
 
-# Datasets the benchmark protocols name, read in memory from TFDS: (TFDS name, image size).
+# The datasets known by name, each read in memory: `None` for the bundled digits, else (TFDS name, image size).
 # Imagenette's photos differ in size; the `long` protocol uses them at 128 px.
-IN_MEMORY_TFDS = {"cifar10": ("cifar10", None), "cifar100": ("cifar100", None),
-                  "imagenette": ("imagenette/160px-v2", (128, 128))}
+NAMED = {"digits": None, "cifar10": ("cifar10", None), "cifar100": ("cifar100", None),
+         "imagenette": ("imagenette/160px-v2", (128, 128))}
 
 
 def load_arrays(dataset="digits", data_dir=None, download=False):
@@ -31,15 +26,15 @@ def load_arrays(dataset="digits", data_dir=None, download=False):
         data_dir: TFDS data directory for the TFDS names.
         download: let TFDS download a missing dataset.
     """
-    if dataset == "digits":
-        return digits()
-    if dataset in IN_MEMORY_TFDS:
-        name, image_size = IN_MEMORY_TFDS[dataset]
+    if dataset in NAMED:
+        if NAMED[dataset] is None:
+            return digits()
+        name, image_size = NAMED[dataset]
         return tfds_dataset(name, data_dir=data_dir, download=download, image_size=image_size)
     if os.path.sep in str(dataset) or os.path.isdir(str(dataset)):
         return image_folder(dataset)
     raise DatasetNotFoundError(
-        f"Unknown dataset {dataset!r}: use {', '.join(['digits', *IN_MEMORY_TFDS])} or the path of an "
+        f"Unknown dataset {dataset!r}: use {', '.join(NAMED)} or the path of an "
         "ImageFolder directory (train/<class>/*, test/<class>/*)."
     )
 
@@ -67,14 +62,14 @@ def open_source(dataset="digits", image_size=None, validation_split=None, skip_b
         `TFDSSource`); each builds pipelines with `.splits(batch_size, ...)`.
     """
     dataset = str(dataset)
+    if dataset == "digits" and image_size is not None:
+        raise InputError("digits are 8×8 images; drop image_size.")
+    if dataset in NAMED and validation_split is not None:
+        raise InputError(f"{dataset} comes with its own test split; validation_split holds out part of a folder of "
+                         f"class folders (for a validation split of its training images: "
+                         f"ki.data.load_arrays({dataset!r}).validation_split(0.1)).")
     if dataset == "digits":
-        if image_size is not None:
-            raise InputError("digits are 8×8 images; drop image_size.")
-        if validation_split is not None:
-            raise InputError("digits come with their own test split; validation_split holds out part of a folder of "
-                             "class folders (for a validation split of digits' training images: "
-                             "ki.data.load_arrays('digits').validation_split(0.1)).")
-        return digits()
+        return load_arrays(dataset)
     if os.path.isdir(os.path.expanduser(dataset)):
         return ImageFolderSource(dataset, image_size=image_size, validation_split=validation_split,
                                  skip_bad_files=skip_bad_files)
@@ -83,12 +78,12 @@ def open_source(dataset="digits", image_size=None, validation_split=None, skip_b
     if validation_split is not None:
         raise InputError(f"{dataset!r} comes with its own held-out split; validation_split holds out part of a "
                          "folder of class folders.")
-    if dataset in IN_MEMORY_TFDS and image_size is None:
+    if dataset in NAMED and image_size is None:
         return load_arrays(dataset, data_dir=data_dir, download=download)
     if _is_tfds_name(dataset):
         return TFDSSource(dataset, image_size, data_dir=data_dir, download=download)
     raise DatasetNotFoundError(
-        f"Unknown dataset {dataset!r}: use digits, cifar10, cifar100, another TensorFlow Datasets name "
+        f"Unknown dataset {dataset!r}: use {', '.join(NAMED)}, another TensorFlow Datasets name "
         "(with image_size), or the path of an image folder (train/<class>/*, test/<class>/*)."
     )
 
@@ -122,7 +117,9 @@ def load(dataset="digits", batch_size=128, augment=True, train_size=None, seed=0
 
 __all__ = [
     "ArrayData",
+    "BadImageError",
     "DataSplits",
+    "class_folders",
     "DatasetNotFoundError",
     "ImageFolderSource",
     "TFDSSource",
@@ -132,9 +129,11 @@ __all__ = [
     "load",
     "load_arrays",
     "make_pipelines",
+    "NAMED",
     "open_source",
     "preprocessing",
     "pad_crop_flip",
+    "resolve_augmentation",
     "stratified_subset",
     "tfds_dataset",
     "with_example_id",

@@ -7,8 +7,88 @@ import numpy as np
 import tensorflow as tf
 
 from keras_introspect.data import preprocessing as preprocessing_lib
-from keras_introspect.data import sources
 from keras_introspect.errors import InputError
+
+
+@dataclasses.dataclass
+class ArrayData:
+    """Train and test arrays of one dataset.
+
+    Attributes:
+        name: the dataset's name.
+        x_train, y_train, x_test, y_test: images `(n, h, w, c)` and int labels.
+        class_names: names in label order.
+    """
+
+    name: str
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: list
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @property
+    def input_shape(self):
+        return tuple(self.x_train.shape[1:])
+
+    def splits(self, batch_size=128, augment=True, train_size=None, seed=0, subset_seed=None, eval_batch_size=None,
+               preprocessing=None):
+        """Normalized, batched pipelines of these arrays (`data.make_pipelines`)."""
+        return make_pipelines(self, batch_size=batch_size, augment=augment, train_size=train_size, seed=seed,
+                              subset_seed=subset_seed, eval_batch_size=eval_batch_size, preprocessing=preprocessing)
+
+    def validation_split(self, fraction, seed=0):
+        """These arrays with a stratified `fraction` of the training images held out as the held-out split.
+
+        What model selection needs: choices are made on images held out from the training set, and the
+        test split stays untouched for the final verdict. The held-out images are the same for every
+        `seed` of a run (they depend on `seed` here only, default 0).
+
+        Args:
+            fraction: share of each class's training images to hold out, in (0, 1).
+            seed: seed of the (stratified) draw.
+
+        Returns:
+            `ArrayData` whose `x_train`/`y_train` are the remaining training images and whose
+            `x_test`/`y_test` are the validation images; the test split is not in it.
+
+        Example:
+        >>> fit_data = ki.data.load_arrays("cifar10").validation_split(0.1)   # 45,000 / 5,000
+        """
+        fraction = float(fraction)
+        if not 0.0 < fraction < 1.0:
+            raise InputError(f"validation fraction must be in (0, 1), got {fraction}.")
+        counts = np.bincount(np.asarray(self.y_train))
+        if counts[counts > 0].min() * fraction < 1:
+            raise InputError(f"a validation fraction of {fraction} holds out no image of the smallest class "
+                             f"({counts[counts > 0].min()} training images); use a larger fraction.")
+        from sklearn.model_selection import train_test_split
+
+        x_fit, x_val, y_fit, y_val = train_test_split(self.x_train, self.y_train, test_size=fraction,
+                                                      random_state=seed, stratify=self.y_train)
+        return ArrayData(f"{self.name} (validation {fraction:g})", x_fit, y_fit, x_val, y_val, list(self.class_names))
+
+
+def stratified_subset(x, y, size, seed=0):
+    """A fixed class-balanced subset of `size` examples (same for every method)."""
+    if size is not None and (isinstance(size, bool) or not float(size).is_integer()):
+        raise InputError(f"train_size must be a whole number of examples, got {size!r}.")
+    if size is None or size >= len(y):
+        return x, y
+    if size < 1:
+        raise InputError(f"train_size must be >= 1, got {size}.")
+    from sklearn.model_selection import train_test_split
+
+    classes = len(np.unique(y))
+    if size < classes:
+        raise InputError(f"train_size {size} is smaller than the {classes} classes; a stratified subset needs at "
+                         "least one image of each.")
+    x_sub, _, y_sub, _ = train_test_split(x, y, train_size=int(size), random_state=seed, stratify=y)
+    return x_sub, y_sub
 
 
 @dataclasses.dataclass
@@ -161,7 +241,7 @@ def make_pipelines(arrays, batch_size=128, augment=True, train_size=None, seed=0
     if int(batch_size) < 1:
         raise InputError(f"batch_size must be >= 1, got {batch_size}.")
     subset_seed = seed if subset_seed is None else subset_seed
-    x_train, y_train = sources.stratified_subset(arrays.x_train, arrays.y_train, train_size, subset_seed)
+    x_train, y_train = stratified_subset(arrays.x_train, arrays.y_train, train_size, subset_seed)
     own = channel_statistics(x_train) if preprocessing in (None, "standardize") else None
     mean, std = preprocessing_lib.statistics(preprocessing, own, channels=arrays.input_shape[-1])
 

@@ -6,85 +6,16 @@ having arrays makes fixed, stratified subsets and exact normalization
 statistics simple.
 """
 
-import dataclasses
 import os
 import random
 
 import numpy as np
 import tensorflow as tf
+
+from keras_introspect.data import files as files_lib
+from keras_introspect.data.files import DatasetNotFoundError
+from keras_introspect.data.pipeline import ArrayData
 from keras_introspect.errors import InputError
-
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
-
-
-class DatasetNotFoundError(InputError, FileNotFoundError):
-    """Raised when a dataset is neither on disk nor downloadable."""
-
-
-@dataclasses.dataclass
-class ArrayData:
-    """Train and test arrays of one dataset.
-
-    Attributes:
-        name: the dataset's name.
-        x_train, y_train, x_test, y_test: images `(n, h, w, c)` and int labels.
-        class_names: names in label order.
-    """
-
-    name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    class_names: list
-
-    @property
-    def num_classes(self):
-        return len(self.class_names)
-
-    @property
-    def input_shape(self):
-        return tuple(self.x_train.shape[1:])
-
-    def splits(self, batch_size=128, augment=True, train_size=None, seed=0, subset_seed=None, eval_batch_size=None,
-               preprocessing=None):
-        """Normalized, batched pipelines of these arrays (`data.make_pipelines`)."""
-        from keras_introspect.data.pipeline import make_pipelines
-
-        return make_pipelines(self, batch_size=batch_size, augment=augment, train_size=train_size, seed=seed,
-                              subset_seed=subset_seed, eval_batch_size=eval_batch_size, preprocessing=preprocessing)
-
-    def validation_split(self, fraction, seed=0):
-        """These arrays with a stratified `fraction` of the training images held out as the held-out split.
-
-        What model selection needs: choices are made on images held out from the training set, and the
-        test split stays untouched for the final verdict. The held-out images are the same for every
-        `seed` of a run (they depend on `seed` here only, default 0).
-
-        Args:
-            fraction: share of each class's training images to hold out, in (0, 1).
-            seed: seed of the (stratified) draw.
-
-        Returns:
-            `ArrayData` whose `x_train`/`y_train` are the remaining training images and whose
-            `x_test`/`y_test` are the validation images; the test split is not in it.
-
-        Example:
-        >>> fit_data = ki.data.load_arrays("cifar10").validation_split(0.1)   # 45,000 / 5,000
-        """
-        fraction = float(fraction)
-        if not 0.0 < fraction < 1.0:
-            raise InputError(f"validation fraction must be in (0, 1), got {fraction}.")
-        counts = np.bincount(np.asarray(self.y_train))
-        if counts[counts > 0].min() * fraction < 1:
-            raise InputError(f"a validation fraction of {fraction} holds out no image of the smallest class "
-                             f"({counts[counts > 0].min()} training images); use a larger fraction.")
-        from sklearn.model_selection import train_test_split
-
-        x_fit, x_val, y_fit, y_val = train_test_split(self.x_train, self.y_train, test_size=fraction,
-                                                      random_state=seed, stratify=self.y_train)
-        return ArrayData(f"{self.name} (validation {fraction:g})", x_fit, y_fit, x_val, y_val, list(self.class_names))
 
 
 def digits(test_fraction=0.2, seed=0):
@@ -146,12 +77,10 @@ def _tfds_split_arrays(builder, split, image_size):
     if image_size is None:
         x, y = tfds.as_numpy(builder.as_dataset(split=split, as_supervised=True, batch_size=-1))
         return x, y.astype("int32")
-    from keras_introspect.data.streaming import center_crop_resize
-
     size = tuple(int(side) for side in image_size)
 
     def resize(image, label):
-        image = center_crop_resize(tf.cast(image, tf.float32), size)
+        image = files_lib.center_crop_resize(tf.cast(image, tf.float32), size)
         return tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8), label
 
     ds = builder.as_dataset(split=split, as_supervised=True, shuffle_files=False)
@@ -189,7 +118,7 @@ def prepared_builder(name, data_dir=None, download=False):
 def image_folder(path):
     """A local ImageFolder in memory: `path/train/<class>/*` and `path/test/<class>/*`.
 
-    The files are listed by the same rule as the streamed loader (`streaming.list_image_folder`:
+    The files are listed by the same rule as the streamed loader (`files.list_image_folder`:
     hidden files and folders, such as `.ipynb_checkpoints/`, and files that are not images are
     ignored), so both give the same classes and label indices (alphabetical order of the class
     folders). Images are decoded as RGB uint8 and must share one size (stream them with
@@ -200,8 +129,6 @@ def image_folder(path):
         BadImageError: naming files that cannot be decoded.
         InputError: images of different sizes.
     """
-    from keras_introspect.data import streaming
-
     path = os.path.expanduser(str(path))
     if not os.path.isdir(path):
         raise DatasetNotFoundError(f"Dataset directory {path!r} does not exist.")
@@ -211,7 +138,7 @@ def image_folder(path):
             f"Dataset directory {path!r} has no {' or '.join(missing)} split; an "
             "ImageFolder needs train/<class>/<image> and test/<class>/<image>."
         )
-    classes, train, test, _ = streaming.list_image_folder(path)
+    classes, train, test, _ = files_lib.list_image_folder(path)
     arrays = {}
     for split, files in (("train", train), ("test", test)):
         if not files.paths:
@@ -220,15 +147,15 @@ def image_folder(path):
         # the committed records' subsets and validation splits were drawn from.
         order = list(range(len(files.paths)))
         random.Random(split).shuffle(order)
-        files = streaming.FileList([files.paths[i] for i in order], files.labels[order])
+        files = files_lib.FileList([files.paths[i] for i in order], files.labels[order])
         decoded = tf.data.Dataset.from_tensor_slices(files.paths).map(
             lambda p: tf.ensure_shape(tf.io.decode_image(tf.io.read_file(p), channels=3, expand_animations=False),
                                       (None, None, 3)), num_parallel_calls=tf.data.AUTOTUNE)
         try:
             images = [image.numpy() for image in decoded]
         except tf.errors.InvalidArgumentError:
-            bad = streaming.scan_files(files, (8, 8))[0]
-            raise streaming.BadImageError(
+            bad = files_lib.undecodable(files.paths)
+            raise files_lib.BadImageError(
                 f"{len(bad)} file(s) of the {split} split cannot be decoded as images: {'; '.join(bad[:5])}. "
                 "Remove them (in-memory loading cannot skip files; the streamed pipeline can: "
                 "ki.data.load(path, skip_bad_files=True))."
@@ -242,107 +169,3 @@ def image_folder(path):
     return ArrayData(os.path.basename(os.path.normpath(path)), *arrays["train"], *arrays["test"], list(classes))
 
 
-def image_files(folder):
-    """Sorted paths of the visible image files in `folder` (by extension), the one listing rule of both loaders.
-
-    Raises:
-        DatasetNotFoundError: an image entry cannot be read (a symbolic link loop, say), named.
-    """
-    paths = []
-    for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-        if entry.name.startswith(".") or not entry.name.lower().endswith(IMAGE_EXTENSIONS):
-            continue
-        check_name(entry.path)
-        try:
-            is_file = entry.is_file()
-        except OSError as error:
-            raise DatasetNotFoundError(f"{entry.path} cannot be read ({error.strerror}); remove or repair it.") from None
-        if is_file:
-            paths.append(entry.path)
-    return paths
-
-
-def check_name(path):
-    """Refuse a file or folder name that is not valid UTF-8 (TensorFlow's string tensors need it)."""
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        raise DatasetNotFoundError(f"{path.encode('utf-8', 'backslashreplace').decode()!r} is not a UTF-8 name; "
-                                   "rename it (TensorFlow reads file names as UTF-8).") from None
-
-
-def class_folders(directory):
-    """Sorted names of the visible sub-directories of `directory` (one per class).
-
-    Raises:
-        DatasetNotFoundError: an entry cannot be read (a symbolic link loop, say), named.
-    """
-    names = []
-    for entry in os.scandir(directory):
-        try:
-            is_dir = entry.is_dir()
-        except OSError as error:
-            raise DatasetNotFoundError(f"{entry.path} cannot be read ({error.strerror}); remove or repair it.") from None
-        if is_dir and not entry.name.startswith("."):
-            check_name(entry.path)
-            names.append(entry.name)
-    return sorted(names)
-
-
-def check_class_folders(path, splits):
-    """Every split has the same classes, at least two, none of them empty.
-
-    Raises:
-        DatasetNotFoundError: naming the classes that differ between splits,
-            the empty class folders, or the single class.
-    """
-    classes = {split: class_folders(os.path.join(path, split)) for split in splits}
-    for split in splits:  # a class folder linked to another would put the same images under two labels
-        real = {}
-        for name in classes[split]:
-            target = os.path.realpath(os.path.join(path, split, name))
-            if target in real:
-                raise DatasetNotFoundError(f"Class folders {real[target]!r} and {name!r} of the {split} split of "
-                                           f"{path!r} are the same folder ({target}); each class needs its own images.")
-            real[target] = name
-    first = splits[0]
-    for split in splits[1:]:
-        only_first = sorted(set(classes[first]) - set(classes[split]))
-        only_other = sorted(set(classes[split]) - set(classes[first]))
-        if only_first or only_other:
-            raise DatasetNotFoundError(
-                f"The {first} and {split} splits of {path!r} have different classes: only in {first}: "
-                f"{only_first or 'none'}; only in {split}: {only_other or 'none'}. A model can only be "
-                "tested on the classes it was trained on."
-            )
-    if len(classes[first]) < 2:
-        raise DatasetNotFoundError(
-            f"{os.path.join(path, first)!r} has {len(classes[first])} class folder(s) "
-            f"({', '.join(classes[first]) or 'none'}); a classifier needs at least two classes, "
-            "each a folder of images."
-        )
-    for split in splits:
-        empty = [c for c in classes[split] if not image_files(os.path.join(path, split, c))]
-        if empty:
-            raise DatasetNotFoundError(
-                f"Class folder(s) {empty} of the {split} split of {path!r} hold no image files "
-                f"({', '.join(IMAGE_EXTENSIONS)}).")
-    return classes[first]
-
-
-def stratified_subset(x, y, size, seed=0):
-    """A fixed class-balanced subset of `size` examples (same for every method)."""
-    if size is not None and (isinstance(size, bool) or not float(size).is_integer()):
-        raise InputError(f"train_size must be a whole number of examples, got {size!r}.")
-    if size is None or size >= len(y):
-        return x, y
-    if size < 1:
-        raise InputError(f"train_size must be >= 1, got {size}.")
-    from sklearn.model_selection import train_test_split
-
-    classes = len(np.unique(y))
-    if size < classes:
-        raise InputError(f"train_size {size} is smaller than the {classes} classes; a stratified subset needs at "
-                         "least one image of each.")
-    x_sub, _, y_sub, _ = train_test_split(x, y, train_size=int(size), random_state=seed, stratify=y)
-    return x_sub, y_sub

@@ -27,7 +27,6 @@ file stops with an error naming it, or is left out with
 `skip_bad_files=True`, and the count is reported.
 """
 
-import dataclasses
 import os
 
 import numpy as np
@@ -35,16 +34,11 @@ import tensorflow as tf
 
 from keras_introspect.data import preprocessing as preprocessing_lib
 from keras_introspect.data import sources
-from keras_introspect.data.pipeline import DataSplits, pad_crop_flip, with_example_id
+from keras_introspect.data.files import BadImageError, FileList, center_crop_resize, decode, list_image_folder
+from keras_introspect.data.pipeline import DataSplits, pad_crop_flip, stratified_subset, with_example_id
 from keras_introspect.errors import InputError
 
-IMAGE_EXTENSIONS = sources.IMAGE_EXTENSIONS
-HELD_OUT_NAMES = ("test", "val", "validation")
 AUGMENTATIONS = ("auto", "random_resized_crop", "pad_crop_flip", "none")
-
-
-class BadImageError(InputError):
-    """Files that are not decodable images."""
 
 
 def image_size_arg(size):
@@ -73,25 +67,6 @@ def image_size_arg(size):
     return size
 
 
-def decode(path):
-    """A file's image as float32 RGB in [0, 255] of shape `(h, w, 3)`."""
-    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-    image = tf.ensure_shape(image, (None, None, 3))
-    return tf.cast(image, tf.float32)
-
-
-def center_crop_resize(image, size):
-    """Crop the centre to the target's aspect ratio, then resize (= shorter side resized, centre cropped)."""
-    height, width = tf.cast(tf.shape(image)[0], tf.float32), tf.cast(tf.shape(image)[1], tf.float32)
-    target = size[0] / size[1]
-    crop_h = tf.minimum(height, width * target)
-    crop_w = tf.minimum(width, height / target)
-    top = tf.cast((height - crop_h) / 2.0, tf.int32)
-    left = tf.cast((width - crop_w) / 2.0, tf.int32)
-    image = tf.image.crop_to_bounding_box(image, top, left, tf.cast(crop_h, tf.int32), tf.cast(crop_w, tf.int32))
-    return tf.image.resize(image, size, method="bilinear", antialias=True)
-
-
 def random_resized_crop(image, size, seed, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3)):
     """A random crop of `scale` of the area and aspect `ratio`, resized to `size`, randomly flipped."""
     crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
@@ -112,76 +87,6 @@ def resolve_augmentation(augment, size):
     if augment not in AUGMENTATIONS:
         raise InputError(f"Unknown augmentation {augment!r}; choose one of {AUGMENTATIONS}.")
     return augment
-
-
-@dataclasses.dataclass
-class FileList:
-    """The files of one split and their integer labels."""
-
-    paths: list
-    labels: np.ndarray
-
-
-def _list_class_files(directory, classes):
-    paths, labels = [], []
-    for label, name in enumerate(classes):
-        found = sources.image_files(os.path.join(directory, name))
-        paths += found
-        labels += [label] * len(found)
-    return FileList(paths, np.asarray(labels, "int32"))
-
-
-def list_image_folder(path, validation_split=None, seed=0):
-    """Class names and the training / held-out file lists of an image folder.
-
-    Layouts: `path/train/<class>/*` with `path/{test,val,validation}/<class>/*`;
-    or `path/<class>/*` with `validation_split` (a stratified, seeded fraction
-    is held out). Hidden files and files that are not images (by extension)
-    are ignored.
-
-    Returns:
-        `(class_names, train FileList, held-out FileList, held-out split name)`.
-
-    Raises:
-        DatasetNotFoundError: for a missing folder, no held-out split, class
-            sets that differ, one class, or empty class folders.
-    """
-    path = os.path.expanduser(str(path))
-    if not os.path.isdir(path):
-        raise sources.DatasetNotFoundError(f"Dataset directory {path!r} does not exist.")
-    held_out = [name for name in HELD_OUT_NAMES if os.path.isdir(os.path.join(path, name))]
-    if os.path.isdir(os.path.join(path, "train")):
-        if validation_split is not None:
-            raise InputError(f"{path!r} has a train/ folder: its held-out split is {held_out or 'missing'}; "
-                             "validation_split is for a folder of class folders.")
-        if not held_out:
-            raise sources.DatasetNotFoundError(
-                f"{path!r} has train/ but no test/, val/ or validation/ folder; add one, or point at train/ "
-                "itself with validation_split=0.1 (CLI: --validation-split 0.1).")
-        if len(held_out) > 1:
-            raise InputError(f"{path!r} has several held-out folders {held_out}; keep one.")
-        classes = sources.check_class_folders(path, ("train", held_out[0]))
-        train = _list_class_files(os.path.join(path, "train"), classes)
-        test = _list_class_files(os.path.join(path, held_out[0]), classes)
-        return classes, train, test, held_out[0]
-    if validation_split is None:
-        raise sources.DatasetNotFoundError(
-            f"{path!r} has no train/ folder; for a folder of class folders give validation_split "
-            "(e.g. 0.1; CLI: --validation-split 0.1).")
-    if not 0.0 < validation_split < 1.0:
-        raise InputError(f"validation_split must be in (0, 1), got {validation_split}.")
-    classes = sources.check_class_folders(os.path.dirname(path.rstrip(os.sep)) or ".",
-                                          (os.path.basename(path.rstrip(os.sep)),))
-    files = _list_class_files(path, classes)
-    from sklearn.model_selection import train_test_split
-
-    try:
-        train_idx, test_idx = train_test_split(np.arange(len(files.paths)), test_size=validation_split,
-                                               random_state=seed, stratify=files.labels)
-    except ValueError as error:
-        raise InputError(f"Cannot hold out {validation_split} of {path!r} per class: {error}") from None
-    pick = lambda idx: FileList([files.paths[i] for i in sorted(idx)], files.labels[np.sort(idx)])  # noqa: E731
-    return classes, pick(train_idx), pick(test_idx), f"validation_split={validation_split}"
 
 
 def interleave_classes(files):
@@ -315,7 +220,7 @@ class ImageFolderSource(StreamingSource):
         """Streaming train/test pipelines (see `data.make_pipelines` for the arguments)."""
         files = self.train
         if train_size is not None and train_size < len(files.paths):
-            index, _ = sources.stratified_subset(np.arange(len(files.paths)), files.labels, train_size,
+            index, _ = stratified_subset(np.arange(len(files.paths)), files.labels, train_size,
                                                  seed if subset_seed is None else subset_seed)
             index = np.sort(index)
             files = FileList([files.paths[i] for i in index], files.labels[index])

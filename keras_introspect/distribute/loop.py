@@ -16,7 +16,8 @@ import os
 import keras
 import tensorflow as tf
 
-from keras_introspect.errors import InputError
+from keras_introspect.errors import InputError, NonFiniteLossError
+from keras_introspect.methods.base import EpochCounter
 
 
 def is_chief(strategy):
@@ -205,8 +206,6 @@ def fit_distributed(model, dataset_fn, epochs, steps_per_epoch, strategy=None, c
         NonFiniteLossError: when an epoch ends with a NaN or infinite loss
             (nothing is saved for that epoch).
     """
-    from keras_introspect.methods.base import NonFiniteLossError
-
     for name, value in (("steps_per_epoch", steps_per_epoch), ("epochs", epochs)):
         if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise InputError(f"{name} must be a whole number >= 1, got {value!r}.")
@@ -230,8 +229,11 @@ def fit_distributed(model, dataset_fn, epochs, steps_per_epoch, strategy=None, c
             start = int(round(float(model.epoch.numpy()))) + 1
             rows = _load_history(own_dir, start)
 
-    if hasattr(model, "total_epochs"):
-        model.total_epochs.assign(float(epochs))
+    # The same callback `fit` adds: the epoch (and the run's length) that schedules inside train_step read.
+    counter = EpochCounter()
+    counter.set_model(model)
+    counter.set_params({"epochs": epochs, "steps": steps_per_epoch})
+    counter.on_train_begin()
 
     @tf.function
     def train_steps(iterator):
@@ -239,7 +241,7 @@ def fit_distributed(model, dataset_fn, epochs, steps_per_epoch, strategy=None, c
             strategy.run(model.train_step, args=(next(iterator),))
 
     for epoch in range(start, epochs):
-        model.epoch.assign(float(epoch))
+        counter.on_epoch_begin(epoch)
         model.reset_metrics()
         dataset = strategy.distribute_datasets_from_function(lambda ctx, e=epoch: dataset_fn(ctx, e))
         try:

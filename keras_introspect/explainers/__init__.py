@@ -21,17 +21,17 @@ from keras_introspect.explainers.smoothgrad import SmoothGrad
 from keras_introspect.explainers.vanilla_gradients import VanillaGradients
 from keras_introspect.errors import InputError
 
-ALIASES = {
+NAMES = {
     "cam": CAM,
     "grad_cam": GradCAM,
-    "gradcam": GradCAM,
     "vanilla_gradients": VanillaGradients,
-    "gradients": VanillaGradients,
-    "saliency": VanillaGradients,
     "gradient_input": GradientInput,
     "smoothgrad": SmoothGrad,
     "integrated_gradients": IntegratedGradients,
 }
+ALIASES = {**NAMES, "gradcam": GradCAM, "gradients": VanillaGradients, "saliency": VanillaGradients}
+# The explainers cheap enough for a training step (one forward pass): what `IntrospectiveModel` accepts.
+TRAINING_NAMES = tuple(name for name, cls in NAMES.items() if not cls.offline_only)
 
 
 def get(identifier):
@@ -56,7 +56,9 @@ __all__ = [
     "GradCAM",
     "GradientInput",
     "IntegratedGradients",
+    "NAMES",
     "SmoothGrad",
+    "TRAINING_NAMES",
     "VanillaGradients",
     "get",
     "normalize_classes",

@@ -8,7 +8,8 @@ import numpy as np
 import tensorflow as tf
 
 from keras_introspect import backbones
-from keras_introspect.errors import InputError
+from keras_introspect import explainers as explainer_lib
+from keras_introspect.errors import InputError, check_finite_weights
 from keras_introspect.paths import inside
 
 
@@ -48,10 +49,6 @@ def export_saved_model(model, path, explainer=None, normalization=None, overwrit
     >>> served = tf.saved_model.load("exported/")
     >>> served.signatures["explain"](images=x, class_index=tf.constant([-1] * len(x)))
     """
-    from keras_introspect import explainers as explainer_lib
-
-    from keras_introspect.methods.base import check_finite_weights
-
     if not str(path).strip():
         raise InputError("export path is empty; name a folder for the SavedModel.")
     path = os.path.normpath(os.path.expanduser(str(path)))

@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from keras_introspect.errors import InputError
+from keras_introspect.export.saved_model import export_saved_model
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -62,8 +63,6 @@ def export_for_serving(model, base_dir, name, version=None, normalization=None, 
     >>> path
     'serving/il/1'
     """
-    from keras_introspect.export.saved_model import export_saved_model
-
     check_model_name(name)
     model_dir = os.path.join(base_dir, name)
     present = versions(model_dir)

@@ -22,7 +22,9 @@ import tensorflow as tf
 
 from keras_introspect import backbones
 from keras_introspect import losses as loss_lib
-from keras_introspect.errors import InputError
+from keras_introspect import options as options_lib
+from keras_introspect import export as export_lib
+from keras_introspect.errors import InputError, NonFiniteLossError, non_finite_weights
 
 
 class EpochCounter(keras.callbacks.Callback):
@@ -40,10 +42,6 @@ class EpochCounter(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model.epoch.assign(float(epoch))
-
-
-class NonFiniteLossError(InputError):
-    """Training produced a NaN or infinite loss (bad inputs or too high a learning rate)."""
 
 
 class StopOnNonFinite(keras.callbacks.Callback):
@@ -84,21 +82,6 @@ class StopOnNonFinite(keras.callbacks.Callback):
             )
 
 
-def non_finite_weights(weights):
-    """The paths of the weights holding a NaN or an infinity."""
-    return [w.path for w in weights if not np.all(np.isfinite(np.asarray(w)))]
-
-
-def check_finite_weights(model):
-    """Refuse to save or export a model with NaN or infinite weights."""
-    bad = non_finite_weights(model.weights)
-    if bad:
-        raise NonFiniteLossError(
-            f"Model {model.name!r} has NaN or infinite values in {len(bad)} weights ({', '.join(bad[:3])}"
-            f"{', ...' if len(bad) > 3 else ''}); it diverged and is not saved or exported."
-        )
-
-
 class ClassifierTrainer(keras.Model):
     """Base class of the training methods: wraps a classifier backbone.
 
@@ -107,12 +90,30 @@ class ClassifierTrainer(keras.Model):
             softmax probabilities of shape `(batch, classes)`.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
-    Subclasses implement `compute_terms(x, targets, labels, tape)` and list
-    the per-example terms they log in `TRAIN_TERMS`.
+    Subclasses implement `compute_terms(x, targets, labels, tape)`, list
+    the per-example terms they log in `TRAIN_TERMS` and declare their
+    options in `OPTIONS` (see `keras_introspect.options`).
     """
 
     TRAIN_TERMS = ("cross_entropy",)
+    # {name: options.Option}: the constructor's options, declared once — its checks, the registry and the
+    # command line read them; each constructor default equals its Option's default (tested).
+    OPTIONS = {}
     needs_example_ids = False  # True: training data is ({"images": x, "example_id": i}, y)
+
+    @classmethod
+    def method_options(cls):
+        """The flat options `from_options` takes: the constructor's `OPTIONS` (IL adds its explainer's and targets')."""
+        return dict(cls.OPTIONS)
+
+    @classmethod
+    def from_options(cls, backbone, **options):
+        """The model from flat, checked `method_options` values (what `methods.registry.build_method` calls)."""
+        return cls(backbone, **options)
+
+    def _check_options(self, **values):
+        """`values` checked against this class's `OPTIONS` (an `OptionError` names a bad one), as a dict."""
+        return options_lib.check_all(self.OPTIONS, **values)
 
     def __init__(self, backbone, **kwargs):
         super().__init__(**kwargs)
@@ -336,9 +337,7 @@ class ClassifierTrainer(keras.Model):
                                         **kwargs)
         if input_signature is not None:
             raise InputError("export takes the backbone's input shape; input_signature is not supported here.")
-        from keras_introspect.export import export_saved_model
-
-        return export_saved_model(self, filepath, **kwargs)
+        return export_lib.export_saved_model(self, filepath, **kwargs)
 
     # -- serialization ----------------------------------------------------------
     def get_config(self):

@@ -21,6 +21,8 @@ from keras import layers
 
 from keras_introspect import backbones
 from keras_introspect import losses as loss_lib
+from keras_introspect import options
+from keras_introspect.methods import registry
 from keras_introspect.methods.base import ClassifierTrainer
 
 
@@ -130,14 +132,21 @@ class FRSKDModel(ClassifierTrainer):
     """
 
     TRAIN_TERMS = ("cross_entropy", "teacher_cross_entropy", "distillation", "attention")
+    OPTIONS = {
+        "alpha": options.Option(2.0, float, "weight of the soft-label term", range="non-negative"),
+        "beta": options.Option(100.0, float, "weight of the feature term", range="non-negative"),
+        "temperature": options.distillation_temperature(4.0),
+        "width": options.Option(2, int, "channel multiplier of the self-teacher", minimum=1),
+    }
 
     def __init__(self, backbone, alpha=2.0, beta=100.0, temperature=4.0, width=2, feature_layers=None, **kwargs):
         super().__init__(backbone, **kwargs)
+        checked = self._check_options(alpha=alpha, beta=beta, temperature=temperature, width=width)
         self.feature_layers = list(feature_layers or stage_layer_names(backbone))
         shapes = [tuple(backbones.get_layer(backbone, n).output.shape[1:]) for n in self.feature_layers]
-        self.self_teacher = build_self_teacher(shapes, self.num_classes, width)
-        self.alpha, self.beta = float(alpha), float(beta)
-        self.temperature, self.width = float(temperature), width
+        self.self_teacher = build_self_teacher(shapes, self.num_classes, checked["width"])
+        self.alpha, self.beta = checked["alpha"], checked["beta"]
+        self.temperature, self.width = checked["temperature"], checked["width"]
 
     def compute_terms(self, x, targets, labels, tape):
         del labels, tape
@@ -164,3 +173,6 @@ class FRSKDModel(ClassifierTrainer):
             "alpha": self.alpha, "beta": self.beta, "temperature": self.temperature,
             "width": self.width, "feature_layers": self.feature_layers,
         }
+
+
+registry.register("frskd", FRSKDModel, "FRSKD: a feature-refining self-teacher")

@@ -18,13 +18,23 @@ import tensorflow as tf
 from keras_introspect import backbones
 from keras_introspect import explainers as explainer_lib
 from keras_introspect import losses as loss_lib
+from keras_introspect import options
 from keras_introspect import soft_targets as targets_lib
 from keras_introspect.errors import InputError
-from keras_introspect.methods import tables
+from keras_introspect.methods import registry, tables
 from keras_introspect.methods.base import ClassifierTrainer, maybe_stop_recording
-from keras_introspect.methods.progressive_self_kd import split_example_ids
 
 MASS_SCHEDULES = ("constant", "linear")
+
+# The explainer's options, offered flat by the `il` method (`--explainer grad_cam --layer NAME`).
+EXPLAINER_OPTIONS = {
+    "explainer": options.Option("cam", str, "explainer in the training step", choices=explainer_lib.TRAINING_NAMES),
+    "layer": options.Option(None, str, "layer explained by grad_cam (default: the last spatial layer)"),
+    "relu": options.Option(False, bool, "ReLU on CAM / Grad-CAM maps"),
+}
+# The soft-target builder's options under the names the `il` method gives them (its `temperature` is τ).
+TARGET_OPTION_NAMES = {"form": "form", "similarity": "similarity", "center": "center",
+                       "target_temperature": "temperature", "epsilon": "epsilon"}
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -71,6 +81,21 @@ class IntrospectiveModel(ClassifierTrainer):
     """
 
     TRAIN_TERMS = ("cross_entropy", "distillation", "alpha", "target_true_mass", "target_entropy")
+    OPTIONS = {
+        "alpha": options.distillation_weight(0.5),
+        "temperature": options.distillation_temperature(1.0),
+        "explained_classes": options.Option("all", int, "'all', or k: the true class and the k other top classes",
+                                            choices=("all",), minimum=1),
+        "warmup_epochs": options.Option(5, int, "epochs of plain cross-entropy before distilling", minimum=0),
+        "ramp_epochs": options.Option(5, int, "epochs over which alpha then rises to its value", minimum=0),
+        "target_ema": options.Option(0.0, float, "average each example's target over epochs with this momentum "
+                                     "(0: off)", range="unit-open"),
+        "class_targets": options.Option(False, bool, "use each class's running mean similarities instead of the "
+                                        "example's"),
+        "class_momentum": options.Option(0.99, float, "momentum of the class means", range="unit-open"),
+        "mass_schedule": options.Option("constant", str, "non-true mass over training (linear: rises as PS-KD's "
+                                        "weight)", choices=MASS_SCHEDULES),
+    }
 
     def __init__(
         self,
@@ -96,8 +121,7 @@ class IntrospectiveModel(ClassifierTrainer):
         if self.explainer.offline_only:
             raise InputError(
                 f"{type(self.explainer).__name__} needs several forward passes and "
-                "cannot run inside the training step; choose cam, grad_cam, "
-                "vanilla_gradients or gradient_input."
+                f"cannot run inside the training step; choose one of {explainer_lib.TRAINING_NAMES}."
             )
         self.source_layer = self.explainer.source_layer(backbone)
         if soft_targets is None:
@@ -105,35 +129,28 @@ class IntrospectiveModel(ClassifierTrainer):
         elif isinstance(soft_targets, dict):
             soft_targets = keras.saving.deserialize_keras_object(soft_targets)
         self.target_builder = soft_targets
-        if not 0.0 <= alpha <= 1.0:
-            raise InputError(f"alpha must be in [0, 1], got {alpha}.")
-        if not temperature > 0:
-            raise InputError(f"temperature must be > 0, got {temperature}.")
-        self.alpha = float(alpha)
-        self.temperature = float(temperature)
-        self.explained_classes = _check_explained_classes(explained_classes, self.num_classes)
-        if warmup_epochs < 0 or ramp_epochs < 0:
-            raise InputError("warmup_epochs and ramp_epochs must be >= 0.")
-        self.warmup_epochs = int(warmup_epochs)
-        self.ramp_epochs = int(ramp_epochs)
-        self._init_variants(target_ema, class_targets, class_momentum, mass_schedule, num_examples)
+        checked = self._check_options(
+            alpha=alpha, temperature=temperature, explained_classes=explained_classes, warmup_epochs=warmup_epochs,
+            ramp_epochs=ramp_epochs, target_ema=target_ema, class_targets=class_targets,
+            class_momentum=class_momentum, mass_schedule=mass_schedule,
+        )
+        self.alpha = checked["alpha"]
+        self.temperature = checked["temperature"]
+        self.explained_classes = _check_explained_classes(checked["explained_classes"], self.num_classes)
+        self.warmup_epochs = checked["warmup_epochs"]
+        self.ramp_epochs = checked["ramp_epochs"]
+        self._init_variants(checked, num_examples)
 
-    def _init_variants(self, target_ema, class_targets, class_momentum, mass_schedule, num_examples):
+    def _init_variants(self, checked, num_examples):
         """The optional target variants; each adds its state only when switched on."""
-        if not 0.0 <= target_ema < 1.0:
-            raise InputError(f"target_ema must be in [0, 1), got {target_ema}.")
-        if not 0.0 <= class_momentum < 1.0:
-            raise InputError(f"class_momentum must be in [0, 1), got {class_momentum}.")
-        if mass_schedule not in MASS_SCHEDULES:
-            raise InputError(f"mass_schedule must be one of {MASS_SCHEDULES}, got {mass_schedule!r}.")
-        if mass_schedule != "constant" and self.target_builder.form != "mass":
+        if checked["mass_schedule"] != "constant" and self.target_builder.form != "mass":
             raise InputError("mass_schedule schedules the non-true mass of the 'mass' form; use form='mass'.")
-        if class_targets and self.explained_classes != "all":
+        if checked["class_targets"] and self.explained_classes != "all":
             raise InputError("class_targets averages similarities to every class: use explained_classes='all'.")
-        self.target_ema = float(target_ema)
-        self.class_targets = bool(class_targets)
-        self.class_momentum = float(class_momentum)
-        self.mass_schedule = mass_schedule
+        self.target_ema = checked["target_ema"]
+        self.class_targets = checked["class_targets"]
+        self.class_momentum = checked["class_momentum"]
+        self.mass_schedule = checked["mass_schedule"]
         self.num_examples = None if num_examples is None else int(num_examples)
         self.needs_example_ids = self.target_ema > 0
         if self.needs_example_ids:
@@ -150,6 +167,29 @@ class IntrospectiveModel(ClassifierTrainer):
         if self.mass_schedule != "constant":
             self.total_epochs = self.add_weight(name="total_epochs", shape=(), initializer="ones",
                                                 trainable=False, dtype="float32")
+
+    # -- construction from flat options (the `il` method, the command line) --------------
+    @classmethod
+    def method_options(cls):
+        """IL's flat options: the explainer's, the soft-target builder's (as `TARGET_OPTION_NAMES`) and its own."""
+        targets = targets_lib.ExplanationSoftTargets.OPTIONS
+        renamed = {flat: targets[name] for flat, name in TARGET_OPTION_NAMES.items()}
+        return {**EXPLAINER_OPTIONS, **renamed, **cls.OPTIONS}
+
+    @classmethod
+    def from_options(cls, backbone, explainer="cam", layer=None, relu=False, num_examples=None, **flat):
+        """The model from flat options: explainer and soft-target objects built from theirs."""
+        explainer = explainer_lib.get(explainer)
+        if hasattr(explainer, "relu"):
+            explainer.relu = bool(relu)
+        if layer is not None:
+            if not hasattr(explainer, "layer"):
+                raise options.OptionError(f"The {type(explainer).__name__} explainer has no layer to choose; "
+                                          "drop the layer option.")
+            explainer.layer = layer
+        targets = targets_lib.ExplanationSoftTargets(**{name: flat.pop(f) for f, name in TARGET_OPTION_NAMES.items()
+                                                        if f in flat})
+        return cls(backbone, explainer=explainer, soft_targets=targets, num_examples=num_examples, **flat)
 
     # -- schedule -------------------------------------------------------------
     def current_alpha(self):
@@ -250,7 +290,7 @@ class IntrospectiveModel(ClassifierTrainer):
     def compute_terms(self, x, targets, labels, tape):
         ids = None
         if self.needs_example_ids:
-            x, ids = split_example_ids(x, self.num_examples)
+            x, ids = tables.split_example_ids(x, self.num_examples)
         logits, _, q = self.introspect(x, labels, training=True, tape=tape, example_ids=ids)
         ce = loss_lib.cross_entropy(targets, logits)
         exclude = labels if self.target_builder.form == "nontarget" else None
@@ -328,13 +368,16 @@ class IntrospectiveModel(ClassifierTrainer):
 
 
 def _check_explained_classes(value, num_classes):
+    """The declared check passed: here only the bound that depends on the number of classes."""
     if value == "all":
         return "all"
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InputError(f"explained_classes must be 'all' or an int, got {value!r}.")
-    if not 1 <= value <= num_classes - 1:
+    if not value <= num_classes - 1:
         raise InputError(
             f"explained_classes={value} must be between 1 and {num_classes - 1} "
             "(the number of non-true classes), or 'all'."
         )
     return value if value < num_classes - 1 else "all"
+
+
+registry.register("il", IntrospectiveModel, "introspective learning: distil soft labels from self-explanations",
+                  example_ids=True, role="il")

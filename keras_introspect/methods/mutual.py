@@ -13,8 +13,10 @@ import tensorflow as tf
 
 from keras_introspect import backbones
 from keras_introspect import losses as loss_lib
-from keras_introspect.methods.base import ClassifierTrainer
+from keras_introspect import options
 from keras_introspect.errors import InputError
+from keras_introspect.methods import registry
+from keras_introspect.methods.base import ClassifierTrainer
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -33,19 +35,22 @@ class MutualLearningModel(ClassifierTrainer):
     """
 
     TRAIN_TERMS = ("cross_entropy", "distillation", "peer_cross_entropy")
+    OPTIONS = {
+        "num_peers": options.Option(2, int, "number of peers trained together", minimum=2),
+        "temperature": options.distillation_temperature(1.0),
+    }
 
     def __init__(self, backbone, peers=None, num_peers=2, temperature=1.0, **kwargs):
         super().__init__(backbone, **kwargs)
+        checked = self._check_options(num_peers=num_peers, temperature=temperature)
         if peers is None:
-            if int(num_peers) < 2:
-                raise InputError(f"num_peers must be >= 2, got {num_peers}.")
-            peers = [keras.models.clone_model(backbone) for _ in range(int(num_peers) - 1)]
+            peers = [keras.models.clone_model(backbone) for _ in range(checked["num_peers"] - 1)]
         for peer in peers:
             if backbones.check_classifier(peer) != self.num_classes:
                 raise InputError("Every peer must have as many classes as the backbone.")
         self.peers = list(peers)
         self._peer_views = backbones.Untracked([backbones.tap_model(peer) for peer in self.peers])
-        self.temperature = float(temperature)
+        self.temperature = checked["temperature"]
 
     def compute_terms(self, x, targets, labels, tape):
         del labels, tape
@@ -85,3 +90,6 @@ class MutualLearningModel(ClassifierTrainer):
         config = copy.deepcopy(config)
         config["peers"] = [keras.saving.deserialize_keras_object(p, custom_objects=custom_objects) for p in config["peers"]]
         return super().from_config(config, custom_objects=custom_objects)
+
+
+registry.register("dml", MutualLearningModel, "deep mutual learning: peers teach each other", role="peer")

@@ -18,8 +18,8 @@ import keras
 import tensorflow as tf
 
 from keras_introspect import losses as loss_lib
-from keras_introspect.errors import InputError
-from keras_introspect.methods import tables
+from keras_introspect import options
+from keras_introspect.methods import registry, tables
 from keras_introspect.methods.base import ClassifierTrainer
 
 
@@ -38,15 +38,17 @@ class OnlineLabelSmoothingModel(ClassifierTrainer):
     """
 
     TRAIN_TERMS = ("cross_entropy", "soft_cross_entropy")
+    OPTIONS = {
+        "alpha": options.Option(0.5, float, "weight of the hard-label term", range="unit"),
+        "smoothing": options.Option(0.1, float, "label smoothing of the first epoch's soft labels",
+                                    range="unit-open"),
+    }
 
     def __init__(self, backbone, alpha=0.5, smoothing=0.1, **kwargs):
         super().__init__(backbone, **kwargs)
-        if not 0.0 <= alpha <= 1.0:
-            raise InputError(f"alpha must be in [0, 1], got {alpha}.")
-        if not 0.0 <= smoothing < 1.0:
-            raise InputError(f"smoothing must be in [0, 1), got {smoothing}.")
-        self.alpha = float(alpha)
-        self.smoothing = float(smoothing)
+        checked = self._check_options(alpha=alpha, smoothing=smoothing)
+        self.alpha = checked["alpha"]
+        self.smoothing = smoothing = checked["smoothing"]
         c = self.num_classes
         first = keras.initializers.Constant(
             (tf.eye(c) * (1.0 - smoothing) + (1.0 - tf.eye(c)) * smoothing / (c - 1)).numpy()
@@ -92,3 +94,7 @@ class OnlineLabelSmoothingModel(ClassifierTrainer):
 
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha, "smoothing": self.smoothing}
+
+
+registry.register("ols", OnlineLabelSmoothingModel, "online label smoothing: class-wise soft labels from the last "
+                  "epoch's correct predictions")

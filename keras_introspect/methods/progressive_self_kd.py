@@ -17,29 +17,10 @@ import keras
 import tensorflow as tf
 
 from keras_introspect import losses as loss_lib
+from keras_introspect import options
 from keras_introspect.errors import InputError
-from keras_introspect.methods import tables
+from keras_introspect.methods import registry, tables
 from keras_introspect.methods.base import ClassifierTrainer
-
-
-def split_example_ids(x, num_examples):
-    """`{"images": x, "example_id": i}` → `(x, i)`, with an error saying how to provide the ids.
-
-    The ids are checked to lie in `[0, num_examples)` before any table is read with them: an
-    out-of-range gather returns zeros silently on GPUs.
-    """
-    if not isinstance(x, dict) or "example_id" not in x or "images" not in x:
-        raise InputError(
-            "This method keeps state per training example: give its training data as "
-            '({"images": x, "example_id": index}, y) — e.g. DataSplits.train_with_ids, or '
-            "tf.data.Dataset.from_tensor_slices((x, y, np.arange(len(y)))).map(ki.data.with_example_id)."
-        )
-    ids = tf.cast(tf.reshape(x["example_id"], [-1]), tf.int32)
-    checks = [tf.debugging.assert_non_negative(ids, message="example_id must be >= 0"),
-              tf.debugging.assert_less(ids, num_examples, message=f"example_id must be < num_examples "
-                                       f"({num_examples}, the training set's size): pass the right num_examples")]
-    with tf.control_dependencies([c for c in checks if c is not None]):
-        return x["images"], tf.identity(ids)
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -60,6 +41,8 @@ class ProgressiveSelfKDModel(ClassifierTrainer):
     """
 
     TRAIN_TERMS = ("cross_entropy", "alpha", "target_true_mass")
+    OPTIONS = {"alpha": options.Option(0.8, float, "weight of the last-epoch prediction at the end of training",
+                                       range="unit")}
     needs_example_ids = True
 
     def __init__(self, backbone, num_examples, alpha=0.8, **kwargs):
@@ -68,10 +51,8 @@ class ProgressiveSelfKDModel(ClassifierTrainer):
             raise InputError("PS-KD keeps per-example state: pass num_examples (the training set's size).")
         if int(num_examples) < 1:
             raise InputError(f"num_examples must be >= 1, got {num_examples}.")
-        if not 0.0 <= alpha <= 1.0:
-            raise InputError(f"alpha must be in [0, 1], got {alpha}.")
         self.num_examples = int(num_examples)
-        self.alpha = float(alpha)
+        self.alpha = self._check_options(alpha=alpha)["alpha"]
         self.predictions = tables.table_variable(self, "previous_predictions", (self.num_examples, self.num_classes))
         self.total_epochs = self.add_weight(name="total_epochs", shape=(), initializer="ones", trainable=False,
                                             dtype="float32")
@@ -82,7 +63,7 @@ class ProgressiveSelfKDModel(ClassifierTrainer):
 
     def compute_terms(self, x, targets, labels, tape):
         del tape
-        images, ids = split_example_ids(x, self.num_examples)
+        images, ids = tables.split_example_ids(x, self.num_examples)
         logits = self.logits(images, training=True)
         previous = tf.gather(tf.convert_to_tensor(self.predictions), ids)
         previous = tf.where(self.epoch < 0.5, targets, previous)  # epoch 0: the label is the "previous prediction"
@@ -100,3 +81,7 @@ class ProgressiveSelfKDModel(ClassifierTrainer):
 
     def get_config(self):
         return {**super().get_config(), "num_examples": self.num_examples, "alpha": self.alpha}
+
+
+registry.register("pskd", ProgressiveSelfKDModel, "PS-KD: targets mix the label with the model's own last-epoch "
+                  "prediction, with a rising weight", example_ids=True)

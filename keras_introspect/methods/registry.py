@@ -1,8 +1,12 @@
 """One table of the training methods: name → model class, options and defaults.
 
-The Python API (`build_method`), the command line (`keras-introspect train
---method NAME` and its option flags) and the benchmark all read `METHODS`, so
-a method's options and defaults are spelled out once, here.
+Each method's module registers it beside its class (`register(...)` at the end of the
+file); its options come from the class's own `OPTIONS` declaration (`keras_introspect.options`).
+The Python API (`build_method`), the command line (`keras-introspect train --method NAME` and
+its option flags) and the benchmark all read `METHODS`.
+
+Adding a method: one new module under `methods/` with the model class and its `register(...)`
+call, and its import in `methods/__init__.py` (see docs/extending.md).
 
 Example:
 >>> spec = METHODS["label_smoothing"]
@@ -12,126 +16,50 @@ Example:
 """
 
 import dataclasses
-import math
-from typing import Any, Callable
 
-from keras_introspect import explainers as explainer_lib
-from keras_introspect.errors import InputError
-from keras_introspect.methods.frskd import FRSKDModel
-from keras_introspect.methods.introspective import IntrospectiveModel
-from keras_introspect.methods.mutual import MutualLearningModel
-from keras_introspect.methods.online_label_smoothing import OnlineLabelSmoothingModel
-from keras_introspect.methods.progressive_self_kd import ProgressiveSelfKDModel
-from keras_introspect.methods.standard import StandardModel
-from keras_introspect.methods.teacher_free import TeacherFreeModel
-from keras_introspect.methods.teacher_kd import TEACHER_TARGETS, TeacherDistillationModel
-from keras_introspect.soft_targets import FORMS, ExplanationSoftTargets
-from keras_introspect.soft_targets.similarity import SIMILARITIES
+from keras_introspect.options import OptionError
 
-# Numeric ranges an option may be required to lie in: (low, high, low inclusive, high inclusive).
-RANGES = {
-    "positive": (0.0, math.inf, False, False),
-    "non-negative": (0.0, math.inf, True, False),
-    "unit": (0.0, 1.0, True, True),
-    "unit-open": (0.0, 1.0, True, False),
-    "open-unit": (0.0, 1.0, False, False),
-}
-RANGE_TEXT = {"positive": "> 0", "non-negative": ">= 0", "unit": "in [0, 1]", "unit-open": "in [0, 1)",
-              "open-unit": "in (0, 1)"}
-
-
-class OptionError(InputError):
-    """An option of a method is unknown, of the wrong type or out of range."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Option:
-    """One user-facing option of a method.
-
-    Attributes:
-        default: the value used when the option is not given.
-        kind: `float`, `int`, `str` or `bool`.
-        help: one line for `--help`.
-        choices: the allowed values of a `str` option.
-        range: a key of `RANGES` for numbers (finite numbers always).
-        minimum: the smallest allowed `int`.
-    """
-
-    default: Any
-    kind: type
-    help: str
-    choices: tuple | None = None
-    range: str | None = None
-    minimum: int | None = None
-
-    def check(self, name, value):
-        """`value` converted to `kind`, or an `OptionError` naming the problem."""
-        if value is None:
-            return None
-        if self.kind is bool:
-            if not isinstance(value, bool):
-                raise OptionError(f"Option {name} must be True or False, got {value!r}.")
-            return value
-        if self.kind is str:
-            value = str(value)
-            if self.choices and value not in self.choices:
-                raise OptionError(f"Option {name} must be one of {self.choices}, got {value!r}.")
-            return value
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise OptionError(f"Option {name} must be a number, got {value!r}.")
-        if self.kind is int:
-            if value != int(value):
-                raise OptionError(f"Option {name} must be a whole number, got {value!r}.")
-            value = int(value)
-            if self.minimum is not None and value < self.minimum:
-                raise OptionError(f"Option {name} must be >= {self.minimum}, got {value}.")
-            return value
-        value = float(value)
-        if not math.isfinite(value):
-            raise OptionError(f"Option {name} must be a finite number, got {value}.")
-        if self.range:
-            low, high, low_in, high_in = RANGES[self.range]
-            if value < low or value > high or (value == low and not low_in) or (value == high and not high_in):
-                raise OptionError(f"Option {name} must be {RANGE_TEXT[self.range]}, got {value}.")
-        return value
-
-
-def explained_classes_value(value):
-    """`"all"` or a positive int, from an int or a string (the command line's)."""
-    if value in (None, "all") or isinstance(value, int) and not isinstance(value, bool):
-        return value
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise OptionError(f"Option explained_classes must be 'all' or an integer, got {value!r}.") from None
+ROLES = ("baseline", "il", "rival", "teacher", "peer")
 
 
 @dataclasses.dataclass(frozen=True)
 class MethodSpec:
-    """A training method: the model class, its options and how they become constructor arguments.
+    """A training method: the model class, which of its options it offers and with what defaults.
 
     Attributes:
         name: the method's name (`--method NAME`).
-        model: the `ClassifierTrainer` subclass.
+        model: the `ClassifierTrainer` subclass; its `method_options()` declares the options.
         summary: one line for `--help` and the docs.
-        options: `{name: Option}`.
+        only: the names of the model's options this method offers (`None`: all of them).
+        overrides: `{name: default}` where this method's default differs from the class's
+            (label smoothing is `StandardModel` with `label_smoothing=0.1`).
         teacher: whether the method needs a trained teacher (`teacher=` path or model).
+        teacher_hint: what that teacher should be, for the error when it is missing.
         curriculum: whether `fit` feeds it through an `InstanceSequenceCurriculum` (ISL).
         example_ids: whether its model takes `num_examples` (the training
             set's size) for per-example state; the model's
             `needs_example_ids` then says whether its data must carry ids.
-        to_kwargs: turns checked options into constructor keyword arguments
-            (default: passed as they are).
+        role: its part in a comparison: one of `ROLES`.
     """
 
     name: str
     model: type
     summary: str
-    options: dict = dataclasses.field(default_factory=dict)
+    only: tuple | None = None
+    overrides: dict = dataclasses.field(default_factory=dict)
     teacher: bool = False
+    teacher_hint: str = ""
     curriculum: bool = False
     example_ids: bool = False
-    to_kwargs: Callable | None = None
+    role: str = "rival"
+
+    @property
+    def options(self):
+        """`{name: Option}` of this method, read from its model class."""
+        declared = self.model.method_options()
+        names = declared if self.only is None else self.only
+        return {name: dataclasses.replace(declared[name], default=self.overrides.get(name, declared[name].default))
+                for name in names}
 
     def defaults(self):
         return {name: option.default for name, option in self.options.items()}
@@ -142,143 +70,54 @@ class MethodSpec:
         Raises:
             OptionError: for an option the method does not have or a bad value.
         """
-        unknown = sorted(set(options) - set(self.options) - {"teacher"})
+        declared = self.options
+        unknown = sorted(set(options) - set(declared) - {"teacher"})
         if unknown:
             raise OptionError(
                 f"Method {self.name!r} has no option {', '.join(unknown)}; its options are "
-                f"{sorted(self.options) or 'none'}."
+                f"{sorted(declared) or 'none'}."
             )
         resolved = self.defaults()
         for name, value in options.items():
-            if name == "teacher" or value is None:
-                continue
-            if name == "explained_classes":
-                value = explained_classes_value(value)
-                resolved[name] = value if value == "all" else self.options[name].check(name, value)
-            else:
-                resolved[name] = self.options[name].check(name, value)
+            if name != "teacher" and value is not None:
+                resolved[name] = declared[name].check(name, value)
         return resolved
 
     def build(self, backbone, teacher=None, num_examples=None, **options):
         """The method's model around `backbone` (`num_examples`: the training set's size, for per-example state)."""
-        resolved = self.resolve(**options)
-        kwargs = self.to_kwargs(resolved) if self.to_kwargs else dict(resolved)
+        kwargs = self.resolve(**options)
         if self.example_ids:
             kwargs["num_examples"] = num_examples
         if self.teacher:
             if teacher is None:
-                raise OptionError(
-                    f"Method {self.name} needs a teacher: a .keras file or a trained model (CLI: --teacher PATH)"
-                    + ("; for tfkd_self, a model of the student's architecture trained with --method standard."
-                       if self.name == "tfkd_self" else ".")
-                )
+                raise OptionError(f"Method {self.name} needs a teacher: a .keras file or a trained model "
+                                  f"(CLI: --teacher PATH){self.teacher_hint or '.'}")
             kwargs["teacher"] = teacher
         elif teacher is not None:
             raise OptionError(f"Method {self.name} takes no teacher.")
-        return self.model(backbone, **kwargs)
+        return self.model.from_options(backbone, **kwargs)
 
 
-def _il_kwargs(o):
-    """Flat IL options → `IntrospectiveModel` arguments (explainer and soft-target objects)."""
-    explainer = explainer_lib.get(o["explainer"])
-    if hasattr(explainer, "relu"):
-        explainer.relu = bool(o["relu"])
-    if o["layer"] is not None:
-        if not hasattr(explainer, "layer"):
-            raise OptionError(f"The {o['explainer']} explainer has no layer to choose; drop the layer option.")
-        explainer.layer = o["layer"]
-    targets = ExplanationSoftTargets(
-        form=o["form"], similarity=o["similarity"], center=o["center"],
-        temperature=o["target_temperature"], epsilon=o["epsilon"],
-    )
-    return dict(
-        explainer=explainer, soft_targets=targets, alpha=o["alpha"], temperature=o["temperature"],
-        explained_classes=o["explained_classes"], warmup_epochs=o["warmup_epochs"], ramp_epochs=o["ramp_epochs"],
-        target_ema=o["target_ema"], class_targets=o["class_targets"], class_momentum=o["class_momentum"],
-        mass_schedule=o["mass_schedule"],
-    )
+METHODS = {}
 
 
-def _alpha(default):
-    return Option(default, float, "weight of the distillation term", range="unit")
+def register(name, model, summary, **attributes):
+    """Adds a method to `METHODS` (called beside its model class; see `MethodSpec` for `attributes`).
 
-
-def _temperature(default):
-    return Option(default, float, "distillation temperature T", range="positive")
-
-
-_KD_OPTIONS = {
-    "alpha": _alpha(0.9),
-    "temperature": _temperature(4.0),
-    "teacher_targets": Option("teacher", str, "what the student sees: the teacher's soft labels, or their "
-                              "non-true part shuffled or made uniform", choices=TEACHER_TARGETS),
-}
-
-IL_OPTIONS = {
-    "explainer": Option("cam", str, "explainer in the training step",
-                        choices=("cam", "grad_cam", "vanilla_gradients", "gradient_input")),
-    "layer": Option(None, str, "layer explained by grad_cam (default: the last spatial layer)"),
-    "relu": Option(False, bool, "ReLU on CAM / Grad-CAM maps"),
-    "form": Option("mass", str, "how similarities become a soft label", choices=FORMS),
-    "similarity": Option("cosine", str, "similarity of two explanation maps", choices=SIMILARITIES),
-    "center": Option(True, bool, "subtract each map's mean before comparing"),
-    "target_temperature": Option(0.1, float, "softmax temperature over similarities", range="positive"),
-    "epsilon": Option(0.1, float, "mass on the non-true classes (form=mass)", range="unit-open"),
-    "alpha": _alpha(0.5),
-    "temperature": _temperature(1.0),
-    "explained_classes": Option("all", int, "'all', or k: the true class and the k other top classes",
-                                minimum=1),
-    "warmup_epochs": Option(5, int, "epochs of plain cross-entropy before distilling", minimum=0),
-    "ramp_epochs": Option(5, int, "epochs over which alpha then rises to its value", minimum=0),
-    "target_ema": Option(0.0, float, "average each example's target over epochs with this momentum (0: off)",
-                         range="unit-open"),
-    "class_targets": Option(False, bool, "use each class's running mean similarities instead of the example's"),
-    "class_momentum": Option(0.99, float, "momentum of the class means", range="unit-open"),
-    "mass_schedule": Option("constant", str, "non-true mass over training (linear: rises as PS-KD's weight)",
-                            choices=("constant", "linear")),
-}
-
-METHODS = {
-    spec.name: spec
-    for spec in (
-        MethodSpec("il", IntrospectiveModel, "introspective learning: distil soft labels from self-explanations",
-                   IL_OPTIONS, example_ids=True, to_kwargs=_il_kwargs),
-        MethodSpec("standard", StandardModel, "cross-entropy with the labels"),
-        MethodSpec("label_smoothing", StandardModel, "cross-entropy with uniformly smoothed labels",
-                   {"label_smoothing": Option(0.1, float, "mass spread uniformly over all classes",
-                                              range="unit-open")}),
-        MethodSpec("confidence_penalty", StandardModel, "cross-entropy minus a multiple of the output entropy",
-                   {"confidence_penalty": Option(0.1, float, "weight of the output entropy",
-                                                 range="non-negative")}),
-        MethodSpec("kd", TeacherDistillationModel, "knowledge distillation from a trained teacher",
-                   _KD_OPTIONS, teacher=True),
-        MethodSpec("tfkd", TeacherFreeModel, "teacher-free KD: a hand-made virtual teacher",
-                   {"correct_prob": Option(0.99, float, "the virtual teacher's true-class probability",
-                                           range="open-unit"),
-                    "temperature": _temperature(20.0), "alpha": _alpha(0.1),
-                    "multiplier": Option(10.0, float, "extra scale of the distillation term",
-                                         range="non-negative")}),
-        MethodSpec("tfkd_self", TeacherDistillationModel, "teacher-free KD: a trained copy of the student teaches",
-                   _KD_OPTIONS, teacher=True),
-        MethodSpec("dml", MutualLearningModel, "deep mutual learning: peers teach each other",
-                   {"num_peers": Option(2, int, "number of peers trained together", minimum=2)}),
-        MethodSpec("frskd", FRSKDModel, "FRSKD: a feature-refining self-teacher",
-                   {"alpha": Option(2.0, float, "weight of the soft-label term", range="non-negative"),
-                    "beta": Option(100.0, float, "weight of the feature term", range="non-negative"),
-                    "temperature": _temperature(4.0)}),
-        MethodSpec("pskd", ProgressiveSelfKDModel, "PS-KD: targets mix the label with the model's own "
-                   "last-epoch prediction, with a rising weight",
-                   {"alpha": Option(0.8, float, "weight of the last-epoch prediction at the end of training",
-                                    range="unit")}, example_ids=True),
-        MethodSpec("ols", OnlineLabelSmoothingModel, "online label smoothing: class-wise soft labels from the "
-                   "last epoch's correct predictions",
-                   {"alpha": Option(0.5, float, "weight of the hard-label term", range="unit"),
-                    "smoothing": Option(0.1, float, "label smoothing of the first epoch's soft labels",
-                                        range="unit-open")}),
-        MethodSpec("isl", TeacherDistillationModel, "instance-level sequence learning: KD on an easy-to-hard "
-                   "curriculum", _KD_OPTIONS, teacher=True, curriculum=True),
-    )
-}
+    Returns:
+        The `MethodSpec`.
+    """
+    if name in METHODS:
+        raise ValueError(f"Method {name!r} is registered twice.")
+    attributes.setdefault("role", "teacher" if attributes.get("teacher") else "rival")
+    spec = MethodSpec(name, model, summary, **attributes)
+    if spec.role not in ROLES:
+        raise ValueError(f"Method {name!r}: role must be one of {ROLES}, got {spec.role!r}.")
+    unknown = set(spec.overrides) - set(model.method_options()) | set(spec.only or ()) - set(model.method_options())
+    if unknown:
+        raise ValueError(f"Method {name!r}: {model.__name__} has no option {sorted(unknown)}.")
+    METHODS[name] = spec
+    return spec
 
 
 def get(name):

@@ -7,8 +7,9 @@
 
 import keras
 from keras_introspect import losses as loss_lib
+from keras_introspect.methods import registry
 from keras_introspect.methods.base import ClassifierTrainer
-from keras_introspect.errors import InputError
+from keras_introspect.options import Option
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -26,15 +27,16 @@ class StandardModel(ClassifierTrainer):
     """
 
     TRAIN_TERMS = ("cross_entropy", "output_entropy")
+    OPTIONS = {
+        "label_smoothing": Option(0.0, float, "mass spread uniformly over all classes", range="unit-open"),
+        "confidence_penalty": Option(0.0, float, "weight of the output entropy", range="non-negative"),
+    }
 
     def __init__(self, backbone, label_smoothing=0.0, confidence_penalty=0.0, **kwargs):
         super().__init__(backbone, **kwargs)
-        if not 0.0 <= label_smoothing < 1.0:
-            raise InputError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
-        if confidence_penalty < 0.0:
-            raise InputError(f"confidence_penalty must be >= 0, got {confidence_penalty}.")
-        self.label_smoothing = float(label_smoothing)
-        self.confidence_penalty = float(confidence_penalty)
+        checked = self._check_options(label_smoothing=label_smoothing, confidence_penalty=confidence_penalty)
+        self.label_smoothing = checked["label_smoothing"]
+        self.confidence_penalty = checked["confidence_penalty"]
 
     def compute_terms(self, x, targets, labels, tape):
         del labels, tape
@@ -57,3 +59,10 @@ class StandardModel(ClassifierTrainer):
             "label_smoothing": self.label_smoothing,
             "confidence_penalty": self.confidence_penalty,
         }
+
+
+registry.register("standard", StandardModel, "cross-entropy with the labels", only=(), role="baseline")
+registry.register("label_smoothing", StandardModel, "cross-entropy with uniformly smoothed labels",
+                  only=("label_smoothing",), overrides={"label_smoothing": 0.1})
+registry.register("confidence_penalty", StandardModel, "cross-entropy minus a multiple of the output entropy",
+                  only=("confidence_penalty",), overrides={"confidence_penalty": 0.1})

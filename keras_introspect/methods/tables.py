@@ -10,6 +10,8 @@ is taken once. On one device the gathers are no-ops.
 
 import tensorflow as tf
 
+from keras_introspect.errors import InputError
+
 
 def _context():
     context = tf.distribute.get_replica_context()
@@ -43,3 +45,23 @@ def set_rows(table, rows, values):
     one table per step, which for 50,000 examples × 100 classes is 20 MB.
     """
     table.assign(tf.tensor_scatter_nd_update(tf.convert_to_tensor(table), tf.reshape(rows, [-1, 1]), values))
+
+
+def split_example_ids(x, num_examples):
+    """`{"images": x, "example_id": i}` → `(x, i)`, with an error saying how to provide the ids.
+
+    The ids are checked to lie in `[0, num_examples)` before any table is read with them: an
+    out-of-range gather returns zeros silently on GPUs.
+    """
+    if not isinstance(x, dict) or "example_id" not in x or "images" not in x:
+        raise InputError(
+            "This method keeps state per training example: give its training data as "
+            '({"images": x, "example_id": index}, y) — e.g. DataSplits.train_with_ids, or '
+            "tf.data.Dataset.from_tensor_slices((x, y, np.arange(len(y)))).map(ki.data.with_example_id)."
+        )
+    ids = tf.cast(tf.reshape(x["example_id"], [-1]), tf.int32)
+    checks = [tf.debugging.assert_non_negative(ids, message="example_id must be >= 0"),
+              tf.debugging.assert_less(ids, num_examples, message=f"example_id must be < num_examples "
+                                       f"({num_examples}, the training set's size): pass the right num_examples")]
+    with tf.control_dependencies([c for c in checks if c is not None]):
+        return x["images"], tf.identity(ids)

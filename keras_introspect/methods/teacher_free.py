@@ -18,8 +18,9 @@ import keras
 import tensorflow as tf
 
 from keras_introspect import losses as loss_lib
+from keras_introspect import options
+from keras_introspect.methods import registry
 from keras_introspect.methods.base import ClassifierTrainer
-from keras_introspect.errors import InputError
 
 
 @keras.saving.register_keras_serializable(package="keras_introspect")
@@ -38,19 +39,22 @@ class TeacherFreeModel(ClassifierTrainer):
     """
 
     TRAIN_TERMS = ("cross_entropy", "distillation")
+    OPTIONS = {
+        "correct_prob": options.Option(0.99, float, "the virtual teacher's true-class probability",
+                                       range="open-unit"),
+        "temperature": options.distillation_temperature(20.0),
+        "alpha": options.distillation_weight(0.1),
+        "multiplier": options.Option(10.0, float, "extra scale of the distillation term", range="non-negative"),
+    }
 
     def __init__(self, backbone, correct_prob=0.99, temperature=20.0, alpha=0.1, multiplier=10.0, **kwargs):
         super().__init__(backbone, **kwargs)
-        if not 0.0 < correct_prob < 1.0:
-            raise InputError(f"correct_prob must be in (0, 1), got {correct_prob}.")
-        if not temperature > 0:
-            raise InputError(f"temperature must be > 0, got {temperature}.")
-        if not 0.0 <= alpha <= 1.0:
-            raise InputError(f"alpha must be in [0, 1], got {alpha}.")
-        self.correct_prob = float(correct_prob)
-        self.temperature = float(temperature)
-        self.alpha = float(alpha)
-        self.multiplier = float(multiplier)
+        checked = self._check_options(correct_prob=correct_prob, temperature=temperature, alpha=alpha,
+                                      multiplier=multiplier)
+        self.correct_prob = checked["correct_prob"]
+        self.temperature = checked["temperature"]
+        self.alpha = checked["alpha"]
+        self.multiplier = checked["multiplier"]
 
     def virtual_teacher(self, labels):
         """softmax(p_d / T) for each label: `(batch, classes)`."""
@@ -74,3 +78,6 @@ class TeacherFreeModel(ClassifierTrainer):
             "alpha": self.alpha,
             "multiplier": self.multiplier,
         }
+
+
+registry.register("tfkd", TeacherFreeModel, "teacher-free KD: a hand-made virtual teacher")

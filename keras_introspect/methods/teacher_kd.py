@@ -30,6 +30,8 @@ import tensorflow as tf
 
 from keras_introspect import backbones
 from keras_introspect import losses as loss_lib
+from keras_introspect import options
+from keras_introspect.methods import registry
 from keras_introspect.methods.base import ClassifierTrainer
 from keras_introspect.errors import InputError
 
@@ -101,6 +103,12 @@ class TeacherDistillationModel(ClassifierTrainer):
     """
 
     TRAIN_TERMS = ("cross_entropy", "distillation", "target_true_mass")
+    OPTIONS = {
+        "alpha": options.distillation_weight(0.9),
+        "temperature": options.distillation_temperature(4.0),
+        "teacher_targets": options.Option("teacher", str, "what the student sees: the teacher's soft labels, or "
+                                          "their non-true part shuffled or made uniform", choices=TEACHER_TARGETS),
+    }
 
     def __init__(self, backbone, teacher, alpha=0.9, temperature=4.0, teacher_targets="teacher", seed=None, **kwargs):
         super().__init__(backbone, **kwargs)
@@ -108,18 +116,13 @@ class TeacherDistillationModel(ClassifierTrainer):
         classes = backbones.check_classifier(teacher)
         if classes != self.num_classes:
             raise InputError(f"The teacher has {classes} classes, the student {self.num_classes}.")
-        if teacher_targets not in TEACHER_TARGETS:
-            raise InputError(f"teacher_targets must be one of {TEACHER_TARGETS}, got {teacher_targets!r}.")
-        if not 0.0 <= alpha <= 1.0:
-            raise InputError(f"alpha must be in [0, 1], got {alpha}.")
-        if not temperature > 0:
-            raise InputError(f"temperature must be > 0, got {temperature}.")
+        checked = self._check_options(alpha=alpha, temperature=temperature, teacher_targets=teacher_targets)
         teacher.trainable = False
         self.teacher = teacher
         self._teacher_view = backbones.Untracked(backbones.tap_model(teacher))
-        self.alpha = float(alpha)
-        self.temperature = float(temperature)
-        self.teacher_targets = teacher_targets
+        self.alpha = checked["alpha"]
+        self.temperature = checked["temperature"]
+        self.teacher_targets = checked["teacher_targets"]
         self.seed = seed
 
     def teacher_soft_targets(self, x, labels):
@@ -157,3 +160,11 @@ class TeacherDistillationModel(ClassifierTrainer):
         config = copy.deepcopy(config)
         config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"], custom_objects=custom_objects)
         return super().from_config(config, custom_objects=custom_objects)
+
+
+registry.register("kd", TeacherDistillationModel, "knowledge distillation from a trained teacher", teacher=True)
+registry.register("tfkd_self", TeacherDistillationModel, "teacher-free KD: a trained copy of the student teaches",
+                  teacher=True, teacher_hint="; for tfkd_self, a model of the student's architecture trained with "
+                  "--method standard.")
+registry.register("isl", TeacherDistillationModel, "instance-level sequence learning: KD on an easy-to-hard "
+                  "curriculum", teacher=True, curriculum=True)

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from keras_introspect.soft_targets import similarity as similarity_lib
-from keras_introspect.errors import InputError
+from keras_introspect import options
 
 FORMS = ("mass", "softmax", "nontarget")
 
@@ -42,19 +42,25 @@ class ExplanationSoftTargets:
     >>> q = targets(maps, reference=labels)   # maps: (batch, classes, h, w)
     """
 
+    OPTIONS = {
+        "form": options.Option("mass", str, "how similarities become a soft label", choices=FORMS),
+        "similarity": options.Option("cosine", str, "similarity of two explanation maps",
+                                     choices=tuple(similarity_lib.SIMILARITIES)),
+        "center": options.Option(True, bool, "subtract each map's mean before comparing"),
+        "temperature": options.Option(0.1, float, "softmax temperature over similarities", range="positive"),
+        "epsilon": options.Option(0.1, float, "mass on the non-true classes (form=mass)", range="unit-open"),
+    }
+
     def __init__(self, form="mass", similarity="cosine", center=True, temperature=0.1, epsilon=0.1):
-        if form not in FORMS:
-            raise InputError(f"Unknown soft-target form {form!r}; choose one of {FORMS}.")
-        similarity_lib.get(similarity)
-        if not temperature > 0:
-            raise InputError(f"temperature must be > 0, got {temperature}.")
-        if not 0.0 <= epsilon < 1.0:
-            raise InputError(f"epsilon must be in [0, 1), got {epsilon}.")
-        self.form = form
-        self.similarity = similarity
-        self.center = bool(center)
-        self.temperature = float(temperature)
-        self.epsilon = float(epsilon)
+        # A similarity may also be a function `(flat maps, reference) → (batch, k)` (Python API only).
+        named = {} if callable(similarity) else {"similarity": similarity}
+        checked = options.check_all(self.OPTIONS, form=form, center=center, temperature=temperature,
+                                    epsilon=epsilon, **named)
+        self.form = checked["form"]
+        self.similarity = checked.get("similarity", similarity)
+        self.center = checked["center"]
+        self.temperature = checked["temperature"]
+        self.epsilon = checked["epsilon"]
 
     def similarities(self, maps, reference):
         """`(batch, k)` similarity of each map to the map at `reference`."""
