@@ -122,8 +122,12 @@ def teacher_path(classes, directory, arch="resnet20", size=32):
 
 
 def peak_memory_mib(step, x, y):
-    """Peak bytes held by TensorFlow's CPU allocator during one step, in MiB."""
-    tf.config.experimental.reset_memory_stats("CPU:0")
+    """Peak bytes held by TensorFlow's CPU allocator during one step, in MiB; `None` where this TensorFlow
+    build's CPU allocator keeps no statistics (it refuses to reset them)."""
+    try:
+        tf.config.experimental.reset_memory_stats("CPU:0")
+    except ValueError:
+        return None
     step(x, y)
     return tf.config.experimental.get_memory_info("CPU:0")["peak"] / 2**20
 
@@ -199,9 +203,10 @@ def main(argv=None):
         for name in names:
             seconds = float(np.median(times[name]))
             rows[name] = {"seconds": seconds, "ratio": seconds / base}
-            if not args.no_memory:
-                rows[name]["peak_mib"] = peak_memory_mib(steps[name], x, y)
-        if not args.no_memory:
+            peak = None if args.no_memory else peak_memory_mib(steps[name], x, y)
+            if peak is not None:
+                rows[name]["peak_mib"] = peak
+        if "peak_mib" in rows["standard"]:
             for row in rows.values():
                 row["memory_ratio"] = row["peak_mib"] / rows["standard"]["peak_mib"]
         results["classes"][str(classes)] = rows
