@@ -175,7 +175,7 @@ def main(argv=None):
             table = markdown(json.load(f))
         print(table)
         if args.update_doc:
-            benchmark.report.update_doc(args.update_doc, "step_cost", table)
+            benchmark.update_doc(args.update_doc, os.path.splitext(os.path.basename(args.render))[0], table)
         return
     os.makedirs(args.tmp, exist_ok=True)
     results = {"provenance": benchmark.provenance(), "batch_size": args.batch_size, "arch": args.arch, "classes": {}}
