@@ -1,7 +1,10 @@
+import fcntl
 import os
 import pathlib
+import shutil
 import subprocess
 import tarfile
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -78,10 +81,17 @@ def extracted(archive, folder, tmp_path_factory):
     cache = os.environ.get("KERAS_INTROSPECT_CACHE")
     root = pathlib.Path(cache) if cache else tmp_path_factory.mktemp(folder)
     target = root / folder
-    if not (target / "test").is_dir():
-        root.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(archive) as tar:
-            tar.extractall(root, filter="data")
+    root.mkdir(parents=True, exist_ok=True)
+    # Test processes running side by side (pytest -n) share the cache: one extracts, into a temporary
+    # folder renamed into place when complete, while the others wait on the lock.
+    with open(root / f".{folder}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.is_dir():
+            partial = pathlib.Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=root))
+            with tarfile.open(archive) as tar:
+                tar.extractall(partial, filter="data")
+            os.replace(partial / folder, target)
+            shutil.rmtree(partial)
     return target
 
 
@@ -89,6 +99,14 @@ def extracted(archive, folder, tmp_path_factory):
 def cifar_dir(tmp_path_factory):
     """The shared CIFAR-10 JPEG copy (../shared/data), extracted once per session."""
     return extracted(CIFAR_ARCHIVE, "cifar10-jpeg", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def cifar_arrays(cifar_dir):
+    """The shared CIFAR-10 copy in memory, decoded once per session (tests must not modify it in place)."""
+    import keras_introspect as ki
+
+    return ki.data.load_arrays(str(cifar_dir))
 
 
 @pytest.fixture(scope="session")

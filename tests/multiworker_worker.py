@@ -1,6 +1,8 @@
 """One process of a multi-worker (or single-process reference) training run.
 
-Usage: python multiworker_worker.py DATA_DIR OUT.npz CKPT_DIR EPOCHS [FAIL_AFTER_EPOCH]
+Usage: python multiworker_worker.py BATCHES.npz OUT.npz CKPT_DIR EPOCHS [FAIL_AFTER_EPOCH]
+BATCHES.npz holds `x` and `y`: the normalized images of every step's global batch (`batches` below,
+made once by the test from the shared CIFAR-10 copy, so that no process decodes the 60,000 files).
 With TF_CONFIG set this is one worker of a MultiWorkerMirroredStrategy
 cluster; without it, the single-process reference on the same global batch.
 FAIL_AFTER_EPOCH makes the process die right after that epoch's checkpoint.
@@ -40,19 +42,24 @@ def backbone():
     return ki.distribute.synchronize_batchnorm(resnet) if name == "resnet20_sync_bn" else resnet
 
 
+def batches(arrays):
+    """`(x, y)`: the first CIFAR-10 test images (of `ArrayData`), normalized, as many as the run's steps take."""
+    splits = ki.data.make_pipelines(arrays, batch_size=8, augment=False)
+    count = PER_WORKER_BATCH * WORKERS * STEPS
+    return splits.x_test[:count], splits.y_test[:count]
+
+
 def main():
-    data_dir, out, ckpt_dir, epochs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    batches_file, out, ckpt_dir, epochs = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
     fail_after = int(sys.argv[5]) if len(sys.argv) > 5 else None
     multiworker = "TF_CONFIG" in os.environ
     strategy = tf.distribute.MultiWorkerMirroredStrategy() if multiworker else tf.distribute.get_strategy()
-    arrays = ki.data.load_arrays(data_dir)
-    count = PER_WORKER_BATCH * WORKERS * STEPS
-    splits = ki.data.make_pipelines(arrays, batch_size=8, augment=False)
-    x, y = splits.x_test[:count], splits.y_test[:count]  # real CIFAR-10 images
+    with np.load(batches_file) as data:
+        x, y = data["x"], data["y"]  # real CIFAR-10 images
     if os.environ.get("KI_PERMUTE") == "1":
         batch = PER_WORKER_BATCH * WORKERS
         order = np.concatenate([start + np.random.default_rng(start).permutation(batch)
-                                for start in range(0, count, batch)])
+                                for start in range(0, len(x), batch)])
         x, y = x[order], y[order]
 
     def dataset_fn(context, epoch):

@@ -116,8 +116,8 @@ def test_pad_crop_flip_keeps_shape_and_content():
     assert len(windows) > 10 and 8 < flips < 32
 
 
-def test_image_folder_reads_the_shared_cifar10(cifar_dir):
-    arrays = ki.data.load_arrays(str(cifar_dir))
+def test_image_folder_reads_the_shared_cifar10(cifar_arrays):
+    arrays = cifar_arrays
     assert arrays.x_train.shape == (50000, 32, 32, 3) and arrays.x_test.shape == (10000, 32, 32, 3)
     assert arrays.class_names[:3] == ["airplane", "automobile", "bird"]
     assert (np.bincount(arrays.y_test) == 1000).all()

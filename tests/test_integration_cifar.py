@@ -1,5 +1,7 @@
 """Train ResNet-20 briefly on the real CIFAR-10 (shared JPEG copy)."""
 
+import dataclasses
+
 import keras
 import numpy as np
 
@@ -7,10 +9,9 @@ import keras_introspect as ki
 from keras_introspect import recipes
 
 
-def test_resnet20_introspective_learning_beats_chance_on_cifar10(cifar_dir):
+def test_resnet20_introspective_learning_beats_chance_on_cifar10(cifar_arrays):
     keras.utils.set_random_seed(0)
-    arrays = ki.data.load_arrays(str(cifar_dir))
-    arrays.x_test, arrays.y_test = arrays.x_test[:1000], arrays.y_test[:1000]
+    arrays = dataclasses.replace(cifar_arrays, x_test=cifar_arrays.x_test[:1000], y_test=cifar_arrays.y_test[:1000])
     splits = ki.data.make_pipelines(arrays, batch_size=128, train_size=5120, seed=0)
     # A 1-epoch warm-up and a 1-epoch ramp: distillation is active for most of this short run.
     model = ki.IntrospectiveModel(ki.architectures.resnet20(splits.num_classes), warmup_epochs=1, ramp_epochs=1)

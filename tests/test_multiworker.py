@@ -75,20 +75,31 @@ def assert_same_training(result, reference, initial, tolerance=1e-3):
 
 
 @pytest.fixture(scope="module")
-def reference(cifar_dir, tmp_path_factory):
+def batches(cifar_arrays, tmp_path_factory):
+    """The runs' CIFAR-10 batches, decoded and normalized once here rather than in every process."""
+    from multiworker_worker import batches as make_batches
+
+    x, y = make_batches(cifar_arrays)
+    path = tmp_path_factory.mktemp("batches") / "batches.npz"
+    np.savez(path, x=x, y=y)
+    return path
+
+
+@pytest.fixture(scope="module")
+def reference(batches, tmp_path_factory):
     """Single process, same global batch: weights after 2 and after 3 epochs."""
     tmp = tmp_path_factory.mktemp("reference")
     out = {}
     for epochs in (2, 3):  # the second call resumes from the first's checkpoint
-        code, err = wait(start([cifar_dir, tmp / f"ref{epochs}.npz", tmp / "ckpt", epochs]))
+        code, err = wait(start([batches, tmp / f"ref{epochs}.npz", tmp / "ckpt", epochs]))
         assert code == 0, err[-3000:]
         out[epochs] = weights(tmp / f"ref{epochs}.npz")
     out["initial"] = weights(tmp / "ref2.npz", "init")
     return out
 
 
-def test_two_workers_equal_each_other_and_one_process(cifar_dir, tmp_path, reference):
-    procs = start_cluster(cifar_dir, tmp_path, tmp_path / "ckpt", 2)
+def test_two_workers_equal_each_other_and_one_process(batches, tmp_path, reference):
+    procs = start_cluster(batches, tmp_path, tmp_path / "ckpt", 2)
     for proc in procs:
         code, err = wait(proc)
         assert code == 0, err[-3000:]
@@ -97,7 +108,7 @@ def test_two_workers_equal_each_other_and_one_process(cifar_dir, tmp_path, refer
     assert_same_training(w0, reference[2], reference["initial"])
 
 
-def test_synchronized_batchnorm_across_workers_matches_one_process_within_roundoff(cifar_dir, tmp_path):
+def test_synchronized_batchnorm_across_workers_matches_one_process_within_roundoff(batches, tmp_path):
     """ResNet-20 with synchronized BatchNorm, 2 steps: 2 workers vs one process.
 
     A BatchNorm ResNet amplifies float round-off quickly, so the 1e-3 test above
@@ -107,14 +118,14 @@ def test_synchronized_batchnorm_across_workers_matches_one_process_within_roundo
     outside it.
     """
     env = {"KI_METHOD": "standard", "KI_BACKBONE": "resnet20_sync_bn"}
-    runs = {"reference": start([cifar_dir, tmp_path / "ref.npz", tmp_path / "ref", 1], env=env),
-            "permuted": start([cifar_dir, tmp_path / "perm.npz", tmp_path / "perm", 1], env={**env, "KI_PERMUTE": "1"})}
+    runs = {"reference": start([batches, tmp_path / "ref.npz", tmp_path / "ref", 1], env=env),
+            "permuted": start([batches, tmp_path / "perm.npz", tmp_path / "perm", 1], env={**env, "KI_PERMUTE": "1"})}
     for name, proc in runs.items():
         code, err = wait(proc)
         assert code == 0, name + err[-3000:]
     for backbone in ("resnet20_sync_bn", "resnet20"):
         (tmp_path / backbone).mkdir()
-        procs = start_cluster(cifar_dir, tmp_path / backbone, tmp_path / backbone / "ckpt", 1,
+        procs = start_cluster(batches, tmp_path / backbone, tmp_path / backbone / "ckpt", 1,
                               env={**env, "KI_BACKBONE": backbone})
         for proc in procs:
             code, err = wait(proc)
@@ -133,16 +144,16 @@ def test_synchronized_batchnorm_across_workers_matches_one_process_within_roundo
     assert distance(per_worker) > 5 * roundoff, (distance(per_worker), roundoff)
 
 
-def test_killed_worker_resumes_from_last_checkpoint(cifar_dir, tmp_path, reference):
+def test_killed_worker_resumes_from_last_checkpoint(batches, tmp_path, reference):
     ckpt = tmp_path / "ckpt"
-    procs = start_cluster(cifar_dir, tmp_path, ckpt, 3, fail_after=1)
+    procs = start_cluster(batches, tmp_path, ckpt, 3, fail_after=1)
     code, _ = wait(procs[1])
     assert code == 17  # died right after the epoch-2 checkpoint
     time.sleep(2)
     procs[0].kill()  # its peer is gone: the surviving worker cannot go on
     wait(procs[0])
     assert (ckpt / "checkpoint").exists()
-    procs = start_cluster(cifar_dir, tmp_path, ckpt, 3)
+    procs = start_cluster(batches, tmp_path, ckpt, 3)
     for proc in procs:
         code, err = wait(proc)
         assert code == 0, err[-3000:]

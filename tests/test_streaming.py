@@ -159,11 +159,11 @@ def test_tfds_streams_without_loading_everything(tmp_path):
         ki.data.open_source("imagenette/160px-v2", image_size=64, data_dir=str(tmp_path / "none"))
 
 
-def test_the_cpu_protocol_keeps_its_subset_and_statistics(cifar_dir):
+def test_the_cpu_protocol_keeps_its_subset_and_statistics(cifar_arrays):
     """The benchmark's 10,000-image subset and its normalization, as recorded with the committed results."""
     import json
 
-    arrays = ki.data.load_arrays(str(cifar_dir))
+    arrays = cifar_arrays
     splits = ki.recipes.make_splits(arrays, ki.benchmark.get("cpu"), seed=1)
     assert splits.num_train == 10_000 and (np.bincount(splits.y_train) == 1000).all()
     other_seed = ki.recipes.make_splits(arrays, ki.benchmark.get("cpu"), seed=2)

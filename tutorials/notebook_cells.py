@@ -195,7 +195,8 @@ how the similarity of class explanations becomes a soft label, and the class str
 labels carry.
 
 {MODES}"""),
-    ("code", setup({"quick": dict(images=40), "showcase": dict(images=1000), "full": dict(images=None)})),
+    ("code", setup({"quick": dict(images=40, faithfulness=8), "showcase": dict(images=1000, faithfulness=200),
+                    "full": dict(images=None, faithfulness=1000)})),
     ("md", """## The model and the photos
 
 The model is `saved_models/il_resnet18w32_imagenette/model.keras` (its README has the training
@@ -234,18 +235,24 @@ for k, i in enumerate(show):
     axes[0, k].imshow(raw[i] / 255.0); axes[0, k].axis("off")
     axes[0, k].set_title(f"true: {names[y[i]]}\\npredicted: {names[predicted[i]]}", fontsize=8,
                          color="black" if y[i] == predicted[i] else "red")
-    ki.plots.show_explanation(axes[1, k], raw[i] / 255.0, maps[k], title=f"CAM of '{names[predicted[i]]}'")
+    shown = ki.plots.show_explanation(axes[1, k], raw[i] / 255.0, maps[k], title=f"CAM of '{names[predicted[i]]}'")
+    fig.colorbar(shown, ax=axes[1, k], fraction=0.046, ticks=[], label="against ← 0 → for")
 plt.tight_layout(); plt.show()'''),
     ("md", """## The same photo through four explainers
 
 Every explainer in `ki.explainers` computes the maps of all classes in one call inside the TensorFlow
 graph, so that a training step can use them; they hold no model, so one explainer serves any number
-of models. CAM and Grad-CAM are coarse (the 4×4 grid) and signed; gradient-based maps are
-pixel-sharp and shown as magnitudes. The test suite checks Grad-CAM and vanilla gradients against
-tf-explain on the same model."""),
+of models. Grad-CAM at the network's last layer *is* CAM here, by construction: behind a global
+average pooling and a Dense head, the gradient of a class's logit with respect to the last feature
+map is that class's Dense weights divided by the grid size, the same at every cell, so Grad-CAM's
+channel weights are CAM's and the two maps coincide (the test suite checks it). The Grad-CAM panel
+below therefore explains an earlier layer, `stage3_block2_out` (an 8×8 grid): a finer map.
+Gradient-based maps are pixel-sharp and shown as magnitudes; SmoothGrad averages the vanilla
+gradients of noisy copies, so on a well-trained model the two look alike, SmoothGrad less speckled.
+The test suite checks Grad-CAM and vanilla gradients against tf-explain on the same model."""),
     ("code", '''explainers = {
     "CAM": ki.explainers.CAM(),
-    "Grad-CAM": ki.explainers.GradCAM(),
+    "Grad-CAM (8×8)": ki.explainers.GradCAM(layer="stage3_block2_out"),
     "vanilla gradients": ki.explainers.VanillaGradients(),
     "SmoothGrad": ki.explainers.SmoothGrad(num_samples=16, noise=0.15, seed=0),
 }
@@ -278,12 +285,45 @@ axes[2].bar(names, q); axes[2].set_yscale("log"); axes[2].set_title("soft label 
 for ax in axes[1:]: ax.tick_params(axis="x", rotation=90)
 plt.tight_layout(); plt.show()
 print("non-true mass, largest first:", ", ".join(f"{names[c]} {q[c]:.4f}" for c in np.argsort(-q)[1:4]))'''),
+    ("md", """## Do the maps point at what the model uses? Deletion and insertion
+
+Pictures can mislead; a number can be checked. `ki.faithfulness` takes a map at its word: delete the
+pixels it ranks highest first (set them to the mean pixel, 0 after normalization) and watch the
+probability of the explained class fall — a faithful map makes it fall fast, a *low* area under the
+curve; or insert them into a blank image first — a faithful map makes it rise fast, a *high* area
+(Petsiuk et al., 2018). Each is read against random maps, which know nothing."""),
+    ("code", '''count = min(len(y), BUDGET["faithfulness"])
+subset, labels = x[:count], predicted[:count]   # explain what the model predicted
+candidates = {
+    "CAM (4×4)": model.explain(subset, classes=labels).numpy(),
+    "Grad-CAM, stage3_block2_out (8×8)": ki.explainers.GradCAM(layer="stage3_block2_out")(
+        model, subset, labels[:, None]).numpy()[:, 0],
+    "random maps": ki.faithfulness.random_maps((count, 4, 4), seed=0),
+}
+areas = {}
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+for name, maps in candidates.items():
+    for ax, mode in zip(axes, ki.faithfulness.MODES):
+        fractions, scores = ki.faithfulness.perturbation_curve(model, subset, maps, labels, mode=mode, steps=16)
+        areas[name, mode] = ki.faithfulness.area_under_curve(fractions, scores)
+        ax.plot(fractions, scores.mean(0), label=f"{name}: area {areas[name, mode].mean():.3f}")
+for ax, mode, better in zip(axes, ki.faithfulness.MODES, ("lower", "higher")):
+    ax.set_title(f"{mode} ({better} area = more faithful), {count} photos", fontsize=9)
+    ax.set_xlabel("fraction of pixels changed"); ax.set_ylabel("probability of the explained class")
+    ax.legend(fontsize=8)
+plt.tight_layout(); plt.show()
+for mode, sign in (("deletion", -1), ("insertion", 1)):
+    gain = sign * (areas["CAM (4×4)", mode] - areas["random maps", mode])
+    se = gain.std(ddof=1) / np.sqrt(len(gain))
+    print(f"{mode}: CAM's area is better than random maps' by {gain.mean():.3f} ± {se:.3f} (mean ± standard "
+          f"error over {len(gain)} photos); better on {np.mean(gain > 0):.0%} of the photos")'''),
     ("md", """## The class structure in the soft labels
 
 Averaging the soft labels over the test photos, class by class, gives the class-similarity matrix the
 model teaches itself. We set it beside the model's own confusions (its mean predicted probabilities
-per true class) and print, for each, the class pairs with the most off-diagonal mass — read the two
-lists rather than our summary of them."""),
+per true class) and print, for each, the class pairs with the most off-diagonal mass, how many pairs
+the two lists share, and the correlation of the two matrices' off-diagonal entries: the higher, the
+more the soft labels carry the structure the model's own errors show."""),
     ("code", '''def per_class_mean(rows, labels):
     return np.stack([rows[labels == c].mean(0) for c in range(10)])
 
@@ -313,7 +353,10 @@ print("correlation of the off-diagonal entries:",
   overlays a signed map on its photo with a colour scale centred on zero.
 * Explainers are stateless objects: one `ki.explainers.CAM()` explains any model.
 * The soft label of IL is the similarity of each class's centred explanation to the true class's,
-  turned into probabilities — what it contains for a trained model is printed above."""),
+  turned into probabilities — what it contains for a trained model is printed above.
+* `ki.faithfulness` puts a number on a map: deletion and insertion areas against random maps. Whether
+  learning from its own explanations makes a model's maps *more* faithful than standard training's
+  needs the two models trained alike; that comparison is not in this notebook yet."""),
 ]
 
 # ------------------------------------------------------------------------------------------------
