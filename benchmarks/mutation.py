@@ -49,7 +49,9 @@ def config_text(scope):
     lines = ["[mutmut]", "source_paths = keras_introspect/", "only_mutate ="]
     lines += [f"    {m}" for m in modules]
     lines += ["pytest_add_cli_args_test_selection ="] + [f"    {t}" for t in tests]
-    lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "process_isolation = forkserver"]
+    # -n 0: mutmut runs the selected tests itself, one process (pytest.ini's two are for the full suite).
+    lines += ["pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -n", "    0",
+              "process_isolation = forkserver"]
     return "\n".join(lines) + "\n"
 
 
