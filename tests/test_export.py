@@ -10,6 +10,9 @@ import keras_introspect as ki
 from keras_introspect.errors import InputError
 from keras_introspect.export import export_saved_model
 
+# One test process runs this file: its module-scoped fixtures are built once (pytest.ini: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_export")
+
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):

@@ -11,6 +11,9 @@ import time
 import numpy as np
 import pytest
 
+# One test process runs this file: its module-scoped fixtures are built once (pytest.ini: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_multiworker")
+
 HERE = pathlib.Path(__file__).parent
 WORKER = HERE / "multiworker_worker.py"
 

@@ -10,6 +10,9 @@ import tensorflow as tf
 
 import keras_introspect as ki
 
+# One test process runs this file: its module-scoped fixtures are built once (pytest.ini: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_saved_models")
+
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "saved_models"
 MODELS = {"il_resnet20_cifar10": "cifar_dir", "il_resnet18w32_imagenette": "imagenette_dir"}
 

@@ -12,6 +12,9 @@ from keras_introspect.errors import InputError
 from keras_introspect.export import export_saved_model
 from keras_introspect.methods import registry
 
+# One test process runs this file: its module-scoped fixtures are built once (pytest.ini: --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("test_user_backbones")
+
 
 def sequential(num_classes=5, seed=0):
     """The most common Keras classifier: a Sequential stack with two resolutions (FRSKD needs two)."""

@@ -99,6 +99,8 @@ class ClassifierTrainer(keras.Model):
     # {name: options.Option}: the constructor's options, declared once — its checks, the registry and the
     # command line read them; each constructor default equals its Option's default (tested).
     OPTIONS = {}
+    # Config keys holding serialized Keras objects (or lists of them) that `from_config` deserializes.
+    NESTED_OBJECTS = ("backbone",)
     needs_example_ids = False  # True: training data is ({"images": x, "example_id": i}, y)
 
     @classmethod
@@ -349,9 +351,11 @@ class ClassifierTrainer(keras.Model):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         config = copy.deepcopy(config)  # Keras's deserialization consumes the nested configs it reads
-        config["backbone"] = keras.saving.deserialize_keras_object(
-            config["backbone"], custom_objects=custom_objects
-        )
+        for key in cls.NESTED_OBJECTS:
+            value = config[key]
+            config[key] = ([keras.saving.deserialize_keras_object(v, custom_objects=custom_objects) for v in value]
+                           if isinstance(value, list) else
+                           keras.saving.deserialize_keras_object(value, custom_objects=custom_objects))
         return cls(**config)
 
 

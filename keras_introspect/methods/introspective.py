@@ -10,7 +10,6 @@ and distils q into itself as knowledge distillation distils a teacher:
 with q held constant. See docs/method.md for the formulation and evidence.
 """
 
-import copy
 
 import keras
 import tensorflow as tf
@@ -81,6 +80,7 @@ class IntrospectiveModel(ClassifierTrainer):
     """
 
     TRAIN_TERMS = ("cross_entropy", "distillation", "alpha", "target_true_mass", "target_entropy")
+    NESTED_OBJECTS = ("backbone", "explainer")
     OPTIONS = {
         "alpha": options.distillation_weight(0.5),
         "temperature": options.distillation_temperature(1.0),
@@ -358,13 +358,6 @@ class IntrospectiveModel(ClassifierTrainer):
             "num_examples": self.num_examples,
         }
 
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = copy.deepcopy(config)
-        config["explainer"] = keras.saving.deserialize_keras_object(
-            config["explainer"], custom_objects=custom_objects
-        )
-        return super().from_config(config, custom_objects=custom_objects)
 
 
 def _check_explained_classes(value, num_classes):

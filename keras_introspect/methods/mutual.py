@@ -6,7 +6,6 @@ step on the same batch. The first peer is the model (`call`, `predict`,
 export); `ensemble_predict` averages all peers' probabilities.
 """
 
-import copy
 
 import keras
 import tensorflow as tf
@@ -35,6 +34,7 @@ class MutualLearningModel(ClassifierTrainer):
     """
 
     TRAIN_TERMS = ("cross_entropy", "distillation", "peer_cross_entropy")
+    NESTED_OBJECTS = ("backbone", "peers")
     OPTIONS = {
         "num_peers": options.Option(2, int, "number of peers trained together", minimum=2),
         "temperature": options.distillation_temperature(1.0),
@@ -84,12 +84,6 @@ class MutualLearningModel(ClassifierTrainer):
             "peers": [keras.saving.serialize_keras_object(p) for p in self.peers],
             "temperature": self.temperature,
         }
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = copy.deepcopy(config)
-        config["peers"] = [keras.saving.deserialize_keras_object(p, custom_objects=custom_objects) for p in config["peers"]]
-        return super().from_config(config, custom_objects=custom_objects)
 
 
 registry.register("dml", MutualLearningModel, "deep mutual learning: peers teach each other", role="peer")

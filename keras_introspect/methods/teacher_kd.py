@@ -21,7 +21,6 @@ N replicas. (With its default `loss="kl_divergence"`, a string, Keras 3.15's
 probabilities and drops T²; see tests/test_comparators.py.)
 """
 
-import copy
 import os
 import zipfile
 
@@ -103,6 +102,7 @@ class TeacherDistillationModel(ClassifierTrainer):
     """
 
     TRAIN_TERMS = ("cross_entropy", "distillation", "target_true_mass")
+    NESTED_OBJECTS = ("backbone", "teacher")
     OPTIONS = {
         "alpha": options.distillation_weight(0.9),
         "temperature": options.distillation_temperature(4.0),
@@ -154,12 +154,6 @@ class TeacherDistillationModel(ClassifierTrainer):
             "teacher_targets": self.teacher_targets,
             "seed": self.seed,
         }
-
-    @classmethod
-    def from_config(cls, config, custom_objects=None):
-        config = copy.deepcopy(config)
-        config["teacher"] = keras.saving.deserialize_keras_object(config["teacher"], custom_objects=custom_objects)
-        return super().from_config(config, custom_objects=custom_objects)
 
 
 registry.register("kd", TeacherDistillationModel, "knowledge distillation from a trained teacher", teacher=True)
