@@ -6,6 +6,7 @@ import tensorflow as tf
 
 import keras_introspect as ki
 from keras_introspect.data import DatasetNotFoundError
+from keras_introspect.errors import InputError
 
 
 def test_digits_is_the_zero_download_default():
@@ -190,3 +191,17 @@ def test_subset_stays_fixed_while_the_seed_varies():
     np.testing.assert_array_equal(a.x_train, b.x_train)
     first_a, first_b = next(iter(a.train))[1].numpy(), next(iter(b.train))[1].numpy()
     assert not np.array_equal(first_a, first_b)  # different data order
+
+
+def test_named_datasets_come_from_one_table_and_refuse_what_does_not_apply_to_them(monkeypatch):
+    """`NAMED` routes both loaders; a new name there is known to both, and their messages list it."""
+    assert ki.data.open_source("digits").name == "digits"
+    for name in ki.data.NAMED:
+        with pytest.raises(InputError, match=rf"{name} comes with its own test split.*load_arrays\('{name}'\)"):
+            ki.data.open_source(name, validation_split=0.1)
+    with pytest.raises(InputError, match="digits are 8×8 images; drop image_size"):
+        ki.data.open_source("digits", image_size=32)
+    monkeypatch.setitem(ki.data.NAMED, "tiny_digits", None)  # None: the bundled digits
+    assert ki.data.load_arrays("tiny_digits").x_train.shape[1:] == (8, 8, 1)
+    with pytest.raises(DatasetNotFoundError, match="use digits, cifar10, cifar100, imagenette, tiny_digits or"):
+        ki.data.load_arrays("mnist3")
