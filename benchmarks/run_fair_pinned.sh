@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The fair protocol from a git worktree pinned to COMMIT (issue 28): later edits of this checkout never change a
+# running experiment, while its records, teacher and log land in this checkout. The worktree is made once under
+# $KERAS_INTROSPECT_CACHE/worktrees/. Usage (in the background; finished runs are skipped, an interrupted one resumes):
+#   KERAS_INTROSPECT_CACHE=/tmp/kicache nohup nice -n 5 bash benchmarks/run_fair_pinned.sh 2accded \
+#       /tmp/kicache/cifar10-jpeg 1 2 3 4 >> benchmarks/results/fair_protocol.log 2>&1 &
+set -euo pipefail
+COMMIT=${1:?the commit whose code runs (the records name it)}
+shift
+ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
+CACHE=${KERAS_INTROSPECT_CACHE:-$HOME/.cache/keras-introspect}
+TREE="$CACHE/worktrees/$(git -C "$ROOT" rev-parse --short "$COMMIT")"
+[ -d "$TREE" ] || git -C "$ROOT" worktree add --detach "$TREE" "$COMMIT" >&2
+export PYTHONPATH="$TREE" KERAS_INTROSPECT_CACHE="$CACHE" TF_CPP_MIN_LOG_LEVEL=2
+export FAIR_OUT="$ROOT/benchmarks/results/fair_protocol.jsonl"
+export FAIR_TEACHER="$ROOT/benchmarks/teachers/cifar10_fair_resnet20_30ep/model.keras"
+cd "$TREE"
+exec bash benchmarks/run_fair_protocol.sh "$@"
