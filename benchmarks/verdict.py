@@ -201,7 +201,6 @@ def mechanism(configs):
     return "Mechanism (each control against what it dissects): " + "; ".join(readings) + "." if readings else None
 
 
-
 def readings(configs):
     """The regime's verdict lines (qualification, verdict, with a teacher, mechanism), those that apply."""
     return [reading for reading in (qualification(configs), verdict(configs), with_teacher(configs),

@@ -375,30 +375,30 @@ def gap_dense_head(backbone):
     dense = backbone.layers[-1]
     if ends_in_softmax(backbone) and isinstance(dense, (keras.layers.Softmax, keras.layers.Activation,
                                                         keras.layers.Lambda)):
-        dense = _producer(backbone, dense)
-    dense = _skip_dropout(backbone, dense)
+        dense = _producer(dense)
+    dense = _skip_dropout(dense)
     if not isinstance(dense, keras.layers.Dense):
         raise BackboneError(
             f"CAM needs a GlobalAveragePooling2D → Dense head; the backbone "
             f"{backbone.name!r} ends in {type(dense).__name__}. Use GradCAM instead."
         )
-    pool = _skip_dropout(backbone, _producer(backbone, dense))
+    pool = _skip_dropout(_producer(dense))
     if not isinstance(pool, keras.layers.GlobalAveragePooling2D):
         raise BackboneError(
             f"CAM needs a GlobalAveragePooling2D → Dense head; the Dense layer "
             f"{dense.name!r} is fed by {type(pool).__name__}. Use GradCAM instead."
         )
-    return _producer(backbone, pool).name, dense
+    return _producer(pool).name, dense
 
 
-def _skip_dropout(backbone, layer):
+def _skip_dropout(layer):
     """The first layer at or before `layer` that is not a Dropout."""
     while isinstance(layer, keras.layers.Dropout):
-        layer = _producer(backbone, layer)
+        layer = _producer(layer)
     return layer
 
 
-def _producer(backbone, layer):
+def _producer(layer):
     """The layer whose output feeds `layer` (single-input layers only).
 
     Read from the input tensor's `_keras_history` (private): the public route, matching
@@ -406,7 +406,6 @@ def _producer(backbone, layer):
     inner graph's tensor, not the outer call's) and for Sequential models (tested in
     tests/test_user_backbones.py).
     """
-    del backbone
     return layer.input._keras_history.operation
 
 

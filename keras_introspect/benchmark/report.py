@@ -158,7 +158,6 @@ def plot(records, directory):
     """`accuracy_*.png` (bars with std error bars) and `curves_*.png` (accuracy per epoch)."""
     from matplotlib.figure import Figure
 
-
     for name, configs in grouped(records).items():
         slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
         names = list(configs)

@@ -192,8 +192,8 @@ def benchmark(args):
     backups = os.path.join(args.output, "backups")
     # Without --teacher, the protocol's teacher is trained into the output directory (once).
     teacher = args.teacher or os.path.join(args.output, "teacher.keras")
-    ki.benchmark.run_sweep(arrays, protocol, {method: (method, {}) for method in args.methods}, args.seeds, results, backups,
-                    teacher=teacher, train_teacher=args.teacher is None, verbose=args.verbose)
+    ki.benchmark.run_sweep(arrays, protocol, {method: (method, {}) for method in args.methods}, args.seeds, results,
+                           backups, teacher=teacher, train_teacher=args.teacher is None, verbose=args.verbose)
     print(ki.benchmark.write_report(results, args.output))
     return results
 

@@ -64,20 +64,17 @@ def open_source(dataset="digits", image_size=None, validation_split=None, skip_b
     dataset = str(dataset)
     if dataset == "digits" and image_size is not None:
         raise InputError("digits are 8×8 images; drop image_size.")
-    if dataset in NAMED and validation_split is not None:
-        raise InputError(f"{dataset} comes with its own test split; validation_split holds out part of a folder of "
-                         f"class folders (for a validation split of its training images: "
-                         f"ki.data.load_arrays({dataset!r}).validation_split(0.1)).")
-    if dataset == "digits":
-        return load_arrays(dataset)
-    if os.path.isdir(os.path.expanduser(dataset)):
+    # The bundled digits win over a folder of that name; any other name is a folder first.
+    if dataset != "digits" and os.path.isdir(os.path.expanduser(dataset)):
         return ImageFolderSource(dataset, image_size=image_size, validation_split=validation_split,
                                  skip_bad_files=skip_bad_files)
     if dataset.startswith(("/", ".", "~")) or os.path.sep in dataset and not _is_tfds_name(dataset):
         raise DatasetNotFoundError(f"Dataset directory {dataset!r} does not exist.")
     if validation_split is not None:
-        raise InputError(f"{dataset!r} comes with its own held-out split; validation_split holds out part of a "
-                         "folder of class folders.")
+        hint = (f" (for a validation split of its training images: ki.data.load_arrays({dataset!r})"
+                ".validation_split(0.1))" if dataset in NAMED else "")
+        raise InputError(f"{dataset} comes with its own test split; validation_split holds out part of a folder of "
+                         f"class folders{hint}.")
     if dataset in NAMED and image_size is None:
         return load_arrays(dataset, data_dir=data_dir, download=download)
     if _is_tfds_name(dataset):

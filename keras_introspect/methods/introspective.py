@@ -10,7 +10,6 @@ and distils q into itself as knowledge distillation distils a teacher:
 with q held constant. See docs/method.md for the formulation and evidence.
 """
 
-
 import keras
 import tensorflow as tf
 
@@ -359,12 +358,11 @@ class IntrospectiveModel(ClassifierTrainer):
         }
 
 
-
 def _check_explained_classes(value, num_classes):
     """The declared check passed: here only the bound that depends on the number of classes."""
     if value == "all":
         return "all"
-    if not value <= num_classes - 1:
+    if value > num_classes - 1:
         raise InputError(
             f"explained_classes={value} must be between 1 and {num_classes - 1} "
             "(the number of non-true classes), or 'all'."

@@ -6,7 +6,6 @@ step on the same batch. The first peer is the model (`call`, `predict`,
 export); `ensemble_predict` averages all peers' probabilities.
 """
 
-
 import keras
 import tensorflow as tf
 

@@ -113,7 +113,7 @@ def register(name, model, summary, **attributes):
     spec = MethodSpec(name, model, summary, **attributes)
     if spec.role not in ROLES:
         raise ValueError(f"Method {name!r}: role must be one of {ROLES}, got {spec.role!r}.")
-    unknown = set(spec.overrides) - set(model.method_options()) | set(spec.only or ()) - set(model.method_options())
+    unknown = (set(spec.overrides) | set(spec.only or ())) - set(model.method_options())
     if unknown:
         raise ValueError(f"Method {name!r}: {model.__name__} has no option {sorted(unknown)}.")
     METHODS[name] = spec
