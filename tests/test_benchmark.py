@@ -390,7 +390,10 @@ def test_the_sweep_scripts_name_only_known_configurations():
     import re
 
     sweep = load_script("formulation_sweep")
-    for script in sorted(pathlib.Path("benchmarks").glob("run_*.sh")):
+    sweeps = [script for script in sorted(pathlib.Path("benchmarks").glob("run_*.sh"))
+              if "formulation_sweep.py" in script.read_text()]
+    assert len(sweeps) >= 3, sweeps
+    for script in sweeps:
         named = set()
         for line in script.read_text().replace("\\\n", " ").splitlines():
             for block in re.findall(r"--configs ((?:[\w.]+\s*)+)", line):
