@@ -64,8 +64,7 @@ def values_at(values, seeds):
     return [values[s] for s in seeds]
 
 
-def mean_se(values):
-    return report.percent_mean(values, spread=report.standard_error, single=" (1 seed)")
+mean_se = report.mean_se
 
 
 def delta_text(comparison):

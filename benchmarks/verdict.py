@@ -40,24 +40,84 @@ def role(record):
 SEEDS_NEEDED = 3
 
 
-def compare(records, reference):
-    """One phrase on how `records` fare against `reference`, paired by seed.
+def paired(records, reference):
+    """`records` against `reference`, paired by seed: `{"seeds", "mean", "se", "outcome"}` in points, or None.
 
-    A difference counts as shown when at least `SEEDS_NEEDED` seeds are shared and the mean
-    paired difference is more than two standard errors from zero.
+    A difference counts as shown ("ahead", "behind") when at least `SEEDS_NEEDED` seeds are shared and
+    the mean paired difference is more than two standard errors from zero; with fewer seeds the
+    outcome is "not established" and `se` is None.
     """
     reference = {r["seed"]: r["final_accuracy"] for r in reference}
-    deltas = [100 * (r["final_accuracy"] - reference[r["seed"]]) for r in records if r["seed"] in reference]
-    if not deltas:
-        return "no seed in common"
-    mean = statistics.mean(deltas)
+    shared = [r for r in records if r["seed"] in reference]
+    if not shared:
+        return None
+    deltas = [100 * (r["final_accuracy"] - reference[r["seed"]]) for r in shared]
+    mean, seeds = statistics.mean(deltas), [r["seed"] for r in shared]
     if len(deltas) < SEEDS_NEEDED:
-        seeds = ", ".join(str(r["seed"]) for r in records if r["seed"] in reference)
-        return (f"{mean:+.2f} points on seed{'s' if len(deltas) > 1 else ''} {seeds}; "
-                f"not established ({len(deltas)} of the {SEEDS_NEEDED} seeds needed)")
+        return {"seeds": seeds, "mean": mean, "se": None, "outcome": "not established"}
     error = statistics.stdev(deltas) / math.sqrt(len(deltas))
     outcome = "ahead" if mean > 2 * error else "behind" if mean < -2 * error else "no difference shown"
-    return f"{mean:+.2f} ± {error:.2f} points (mean ± standard error, {len(deltas)} seeds): {outcome}"
+    return {"seeds": seeds, "mean": mean, "se": error, "outcome": outcome}
+
+
+def compare(records, reference):
+    """One phrase on how `records` fare against `reference`, paired by seed (the rule of `paired`)."""
+    result = paired(records, reference)
+    if result is None:
+        return "no seed in common"
+    n = len(result["seeds"])
+    if result["se"] is None:
+        return (f"{result['mean']:+.2f} points on seed{'s' if n > 1 else ''} {', '.join(map(str, result['seeds']))}; "
+                f"not established ({n} of the {SEEDS_NEEDED} seeds needed)")
+    return (f"{result['mean']:+.2f} ± {result['se']:.2f} points (mean ± standard error, {n} seeds): "
+            f"{result['outcome']}")
+
+
+# How `paired`'s outcome reads in a plain sentence.
+PLAIN = {"ahead": "ahead of", "behind": "behind", "no difference shown": "level with (no difference shown)",
+         "not established": "not yet measured on enough seeds against"}
+
+
+def plain(result, against):
+    """`paired`'s result as words a reader takes in at once, e.g. "behind standard training by 0.36 ± 0.09
+    points (mean ± standard error over 3 seeds, beyond two standard errors)"."""
+    if result is None:
+        return f"never run on the same seeds as {against}"
+    n = len(result["seeds"])
+    if result["se"] is None:
+        return f"{PLAIN['not established']} {against} ({result['mean']:+.2f} points on {n} seed{'s' * (n > 1)})"
+    size = f"{result['mean']:+.2f} ± {result['se']:.2f} points (mean ± standard error over {n} seeds"
+    if result["outcome"] == "no difference shown":
+        return f"level with {against}: {size}, within two standard errors)"
+    return f"{PLAIN[result['outcome']]} {against}: {size}, beyond two standard errors)"
+
+
+def answer(configs, where):
+    """One sentence: what the best IL configuration does against standard training and the best rival.
+
+    Args:
+        configs: `{config: [records]}` of one regime.
+        where: the regime in words, e.g. "On CIFAR-10 (resnet20, 10000 images × 15 ep, aug)".
+
+    Returns:
+        `(sentence, outcome against standard training)`, or None without IL and standard training records.
+    """
+    base = configs.get("standard")
+    by_role = _by_role(configs)
+    if not base or not by_role["il"]:
+        return None
+    il, _ = _best(by_role["il"], base)
+    against_base = paired(configs[il], base)
+    text = f"{where}, IL is {plain(against_base, 'standard training')}"
+    if by_role["rival"]:
+        rival, _ = _best(by_role["rival"], base)
+        text += f", and {plain(paired(configs[il], configs[rival]), f'the best teacher-free rival ({rival})')}"
+    tried = len(by_role["il"])
+    settled = sum(len(paired(rs, base)["seeds"]) >= SEEDS_NEEDED for rs in by_role["il"].values()
+                  if paired(rs, base))
+    text += (f" — its best setting, {il}, picked on the test split among the {settled} of {tried} settings tried "
+             f"that ran on {SEEDS_NEEDED} seeds" if settled else f" — its best setting, {il}, of {tried} tried")
+    return text + ".", (against_base or {}).get("outcome")
 
 
 def _by_role(configs):

@@ -144,7 +144,8 @@ def plot_explanations(images, maps, soft_targets, labels, class_names, path=None
         The matplotlib `Figure`.
     """
     n = len(images)
-    fig = Figure(figsize=(9, 2.2 * n))
+    # constrained layout keeps the full class names under the bars and the colorbars beside the maps
+    fig = Figure(figsize=(10, 2.4 * n), layout="constrained")
     axes = fig.subplots(n, 3, squeeze=False)
     for i in range(n):
         image = np.squeeze(images[i])
@@ -154,15 +155,15 @@ def plot_explanations(images, maps, soft_targets, labels, class_names, path=None
             title += f"\npredicted: {class_names[predictions[i]]}"
         axes[i, 0].set_title(title, fontsize=8)
         axes[i, 0].axis("off")
-        show_explanation(axes[i, 1], images[i], maps[i], title=f"explanation of '{class_names[labels[i]]}'")
+        shown = show_explanation(axes[i, 1], images[i], maps[i], title=f"explanation of '{class_names[labels[i]]}'")
+        fig.colorbar(shown, ax=axes[i, 1], fraction=0.046, ticks=[], label="against ← 0 → for")
         axes[i, 2].bar(range(len(class_names)), soft_targets[i], color="tab:blue")
         axes[i, 2].bar([labels[i]], [soft_targets[i][labels[i]]], color="tab:orange")
         axes[i, 2].set_yscale("log")
         axes[i, 2].set_ylim(1e-4, 1.0)
         axes[i, 2].set_xticks(range(len(class_names)))
-        axes[i, 2].set_xticklabels([str(c)[:8] for c in class_names], rotation=90, fontsize=6)
+        axes[i, 2].set_xticklabels([str(c) for c in class_names], rotation=90, fontsize=7)
         axes[i, 2].set_title("soft target q (orange: true class)", fontsize=8)
-    fig.tight_layout()
     if path:
         fig.savefig(path, dpi=110)
     return fig

@@ -40,6 +40,11 @@ def train(strategy, method):
             model = ki.StandardModel(backbone)
         elif method == "tfkd":
             model = ki.TeacherFreeModel(backbone)
+        elif method == "il_syncbn":
+            # The explanation taps a layer: its view must exist before the replicas trace the step,
+            # or the synchronized BatchNorm's all-reduces pair up wrongly across replicas.
+            backbone = ki.distribute.synchronize_batchnorm(tiny_backbone(seed=0, batchnorm=True))
+            model = ki.IntrospectiveModel(backbone, alpha=0.5, warmup_epochs=0, ramp_epochs=0)
         elif method == "il_variants":
             model = ki.IntrospectiveModel(backbone, alpha=0.5, warmup_epochs=0, ramp_epochs=0, target_ema=0.5,
                                           num_examples=32, class_targets=True, class_momentum=0.5,

@@ -16,9 +16,15 @@ def load_script(name):
     """A script of benchmarks/ (not a package) as a module."""
     import importlib.util
 
+    import sys
+
     spec = importlib.util.spec_from_file_location(name, f"benchmarks/{name}.py")
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    sys.path.insert(0, "benchmarks")  # a script imports its siblings (verdict, fair_report) as it does when run
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove("benchmarks")
     return module
 
 
@@ -162,9 +168,10 @@ def test_protocol_overrides_and_errors():
 def test_paired_delta_matches_a_hand_computation():
     base = [{"seed": 0, "final_accuracy": 0.70}, {"seed": 1, "final_accuracy": 0.68}, {"seed": 2, "final_accuracy": 0.72}]
     other = [{"seed": 0, "final_accuracy": 0.71}, {"seed": 1, "final_accuracy": 0.71}, {"seed": 3, "final_accuracy": 0.5}]
-    # Seeds 0 and 1 are shared: differences +1 and +3 points → mean +2, sample std √2.
-    assert report.paired_delta(other, base) == "+2.00 ± 1.41 (n=2)"
-    assert report.paired_delta(other[:1], base) == "+1.00"
+    # Seeds 0 and 1 are shared: differences +1 and +3 points → mean +2, sample std √2, standard error 1.
+    assert report.paired_delta(other, base) == "+2.00 ± 1.00 (n=2)"
+    # one seed: the difference from that seed's baseline (not the baseline's mean), named as such
+    assert report.paired_delta(other[:1], base) == "+1.00 (seed 0)"
     assert report.paired_delta(base, base) == "+0.00 ± 0.00"
     assert report.paired_delta(other, None) == "—"
     assert report.paired_delta([{"seed": 5, "final_accuracy": 0.5}], base) == "—"
@@ -560,3 +567,64 @@ def test_the_committed_tables_regenerate_byte_identical_from_the_committed_recor
     records = report.load(f"benchmarks/results/{name}.jsonl")
     committed = open(f"benchmarks/results/{name}/results.md").read()
     assert report.markdown_table(records, timing=False, readings=VERDICT.readings) + "\n" == committed
+
+
+def test_table_cells_are_mean_and_standard_error_and_name_the_defaults_a_row_ran_with():
+    rows = [{"config": c, "method": m, "options": o, "seed": seed, "final_accuracy": a, "best_accuracy": a,
+             "commit": commit, "arch": "resnet20", "train_size": 100, "epochs": 2, "augment": True,
+             "command": "x", "machine": "m", "tensorflow": "t", "keras": "k", "date": "2026-01-01"}
+            for c, m, o, seed, a, commit in [("standard", "standard", {}, 0, 0.70, "aaa"),
+                                             ("standard", "standard", {}, 1, 0.74, "aaa"),
+                                             ("il", "il", {}, 0, 0.71, "bbb"),
+                                             ("ls", "standard", {"label_smoothing": 0.1}, 0, 0.69, "ccc")]]
+    table = report.markdown_table(rows, timing=False)
+    # 70 and 74: mean 72, sample std 2.83, standard error 2.00
+    assert "| standard | — | 0,1 | 72.00 ± 2.00 | +0.00 ± 0.00 | 72.00 ± 2.00 |" in table
+    assert "| il | defaults at bbb | 0 | 71.00 (1 seed) | +1.00 (seed 0) | 71.00 (1 seed) |" in table
+    assert "| ls | label_smoothing=0.1 | 0 | 69.00 (1 seed) | -1.00 (seed 0) |" in table
+
+
+def test_the_answer_says_in_words_what_the_paired_differences_show():
+    def records(config, method, accuracies):
+        return [{"config": config, "method": method, "options": {}, "seed": seed, "final_accuracy": a}
+                for seed, a in enumerate(accuracies)]
+
+    base = records("standard", "standard", [0.70, 0.72, 0.74])
+    # IL: -1, -1.2, -0.8 points → mean -1.00, standard error 0.115: behind by more than two errors
+    il = records("il_x", "il", [0.69, 0.708, 0.732])
+    # the rival: +0.5, -0.5, +0.3 → IL against it: -1.5, -0.7, -1.1 → mean -1.10, se 0.23: behind
+    rival = [{**r, "options": {"label_smoothing": 0.1}} for r in records("ls", "standard", [0.705, 0.715, 0.743])]
+    sentence, outcome = VERDICT.answer({"standard": base, "il_x": il, "ls": rival}, "On here")
+    assert outcome == "behind"
+    assert sentence.startswith("On here, IL is behind standard training: -1.00 ± 0.12 points (mean ± standard "
+                               "error over 3 seeds, beyond two standard errors), and behind the best teacher-free "
+                               "rival (ls): -1.10 ± 0.23 points")
+    assert "il_x, picked on the test split among the 1 of 1 settings tried that ran on 3 seeds" in sentence
+    level = records("il_y", "il", [0.71, 0.71, 0.74])  # +1, -1, 0: level
+    assert VERDICT.answer({"standard": base, "il_y": level}, "On here")[0].startswith(
+        "On here, IL is level with standard training: +0.00 ± 0.58 points")
+    few = records("il_z", "il", [0.71])
+    assert "not yet measured on enough seeds against standard training (+1.00 points on 1 seed)" in \
+        VERDICT.answer({"standard": base, "il_z": few}, "On here")[0]
+    assert VERDICT.answer({"standard": base}, "On here") is None
+
+
+def test_the_fair_answer_waits_for_its_test_seeds_then_gives_t_and_p():
+    answer = load_script("answer")
+    pilot = [{"config": "standard", "method": "standard", "options": {}, "seed": 0, "test_accuracy": 0.7}]
+    assert "under way: 1 runs recorded" in answer.fair_sentence(pilot)
+    tested = [{"config": c, "method": m, "options": {}, "seed": seed, "test_accuracy": a}
+              for seed, (b, i) in zip((2, 3, 4, 5, 6), [(0.70, 0.71), (0.72, 0.735), (0.71, 0.715), (0.69, 0.70),
+                                                       (0.73, 0.74)])
+              for c, m, a in (("standard", "standard", b), ("il_default", "il", i))]
+    text = answer.fair_sentence(pilot + tested)
+    from scipy import stats
+    t = stats.ttest_rel([0.71, 0.735, 0.715, 0.70, 0.74], [0.70, 0.72, 0.71, 0.69, 0.73])
+    assert f"paired t = {t.statistic:.2f}, p = {t.pvalue:.3f}" in text
+    assert "IL is ahead of standard training: +1.00 ± 0.16 points" in text
+
+
+def test_the_readme_answer_is_todays_paragraph():
+    answer = load_script("answer")
+    readme = open("README.md").read()
+    assert f"<!-- results:answer:begin -->\n{answer.paragraph()}\n<!-- results:answer:end -->" in readme

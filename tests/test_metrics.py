@@ -155,3 +155,23 @@ def test_reliability_diagram_draws_each_models_bins(tmp_path):
         assert np.isnan(line.get_ydata()[:3]).all()
         np.testing.assert_allclose(line.get_ydata(), np.where(table["count"] > 0, table["count"] / 200, np.nan))
     assert (tmp_path / "reliability.png").stat().st_size > 10_000
+
+
+def test_explanation_figure_shows_image_overlay_with_a_colorbar_and_full_class_names(tmp_path):
+    from keras_introspect import plots
+
+    rng = np.random.default_rng(0)
+    names = ["airplane", "automobile", "bird"]
+    q = np.array([[0.9, 0.06, 0.04], [0.05, 0.9, 0.05]])
+    fig = plots.plot_explanations(rng.uniform(size=(2, 16, 16, 3)), rng.normal(size=(2, 4, 4)), q, [0, 1], names,
+                                  path=tmp_path / "e.png", predictions=[0, 2])
+    assert (tmp_path / "e.png").exists()
+    # per row: image, overlay, soft target, and the overlay's colorbar
+    assert len(fig.axes) == 2 * 3 + 2
+    colorbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(colorbars) == 2 and "for" in colorbars[0].get_ylabel()
+    # the overlay is centred on zero: the map's colour limits are symmetric
+    overlay = fig.axes[1].images[-1]
+    low, high = overlay.get_clim()
+    assert high > 0 and low == -high
+    assert [t.get_text() for t in fig.axes[2].get_xticklabels()] == names

@@ -36,6 +36,7 @@ ROOT = HERE.parent
 TABLES = {
     "formulation_sweep": (ROOT / "docs" / "method.md", "formulation_sweep"),
     "long_protocol": (ROOT / "docs" / "comparators.md", "long_protocol"),
+    "answer": (ROOT / "README.md", "answer"),  # benchmarks/answer.py
 }
 TIMES = HERE / "run_times.json"
 DESCRIPTIONS = {"quick": "a smoke test of every cell", "showcase": "the committed outputs", "full": "the real budget"}
@@ -148,9 +149,8 @@ def main(argv=None):
         # A fresh working directory (and backups inside it), so no output shows an earlier run's files.
         with tempfile.TemporaryDirectory(prefix="keras-introspect-tutorial-") as workdir:
             start = time.time()
-            # TF_CPP_MIN_LOG_LEVEL=1: TensorFlow's C++ start-up INFO lines, which a Jupyter front end
-            # shows in its server log rather than under the cell, stay out of the outputs.
-            execute(nb, workdir, {**env, "KERAS_INTROSPECT_MODE": args.mode, "TF_CPP_MIN_LOG_LEVEL": "1",
+            # TF_CPP_MIN_LOG_LEVEL is the setup cell's, as on Colab.
+            execute(nb, workdir, {**env, "KERAS_INTROSPECT_MODE": args.mode,
                                   "KERAS_INTROSPECT_BACKUPS": os.path.join(workdir, "backups")})
             seconds = time.time() - start
         origin = provenance()

@@ -52,8 +52,9 @@ def standard_error(values):
     return statistics.stdev(values) / math.sqrt(len(values))
 
 
-def _mean_std(values):
-    return percent_mean(values)
+def mean_se(values):
+    """Fractions as "mean ± standard error" in percent; one value is marked "(1 seed)"."""
+    return percent_mean(values, spread=standard_error, single=" (1 seed)")
 
 
 def regime(record):
@@ -76,26 +77,40 @@ def _median_step(records):
 
 
 def paired_delta(records, base):
-    """Mean ± std of final-accuracy differences from `base` over the seeds both have.
+    """Mean ± standard error of final-accuracy differences from `base` over the seeds both have.
 
     A seed fixes initialization, data order and augmentation for every
     method, so per-seed differences cancel much of the seed-to-seed noise
     that the spread of the plain means carries. Returns "—" with no shared
-    seed; `(n=k)` is appended when fewer seeds are shared than run.
+    seed; one shared seed names it (the difference is against that seed's
+    baseline, not the baseline's mean); `(n=k)` is appended when fewer seeds
+    are shared than run.
     """
     if not base:
         return "—"
     reference = {r["seed"]: r["final_accuracy"] for r in base}
-    deltas = [r["final_accuracy"] - reference[r["seed"]] for r in records if r["seed"] in reference]
-    if not deltas:
+    shared = [r for r in records if r["seed"] in reference]
+    if not shared:
         return "—"
+    deltas = [r["final_accuracy"] - reference[r["seed"]] for r in shared]
     mean = 100 * statistics.mean(deltas)
-    text = f"{mean:+.2f}" if len(deltas) < 2 else f"{mean:+.2f} ± {100 * statistics.stdev(deltas):.2f}"
+    if len(deltas) < 2:
+        return f"{mean:+.2f} (seed {shared[0]['seed']})"
+    text = f"{mean:+.2f} ± {100 * standard_error(deltas):.2f}"
     return text if len(deltas) == len(records) else f"{text} (n={len(deltas)})"
 
 
+def options_text(records):
+    """A row's options; a row run on a method's defaults names the commits whose defaults those were
+    (defaults change: a row from before a change is not today's method)."""
+    options = ", ".join(f"{k}={v}" for k, v in records[0]["options"].items())
+    if options or records[0]["config"] == "standard":
+        return options or "—"
+    return "defaults at " + ", ".join(sorted({r["commit"] for r in records}))
+
+
 def markdown_table(records, timing=True, readings=None):
-    """Mean ± std over seeds per configuration, one table per regime, and provenance.
+    """Mean ± standard error over seeds per configuration, one table per regime, and provenance.
 
     Args:
         records: result records (`runner.run_one`).
@@ -111,18 +126,19 @@ def markdown_table(records, timing=True, readings=None):
         base_step = _median_step(base or [])
         # Expected calibration error (15 bins), for regimes whose records carry it.
         calibration = any("ece" in r for rs in configs.values() for r in rs)
-        columns = ["configuration", "options", "seeds", "final acc. (%)", "Δ vs standard, same seeds (pts)",
+        columns = ["configuration", "options", "seeds", "final acc. (%)", "Δ vs standard, paired by seed (pts)",
                    "best acc. (%)"] + (["ECE (%)"] if calibration else []) + \
                   (["minutes/run", "step (ms)", "step / standard"] if timing else [])
-        lines += [f"**{name}**", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += [f"**{name}**", "", "Each cell: mean ± standard error over the row's seeds; Δ pairs each seed with "
+                  "standard training's run on the same seed.", "",
+                  "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for config, rs in configs.items():
-            options = ", ".join(f"{k}={v}" for k, v in rs[0]["options"].items()) or "—"
-            cells = [config, options, ",".join(str(r["seed"]) for r in rs),
-                     _mean_std([r["final_accuracy"] for r in rs]), paired_delta(rs, base),
-                     _mean_std([r["best_accuracy"] for r in rs])]
+            cells = [config, options_text(rs), ",".join(str(r["seed"]) for r in rs),
+                     mean_se([r["final_accuracy"] for r in rs]), paired_delta(rs, base),
+                     mean_se([r["best_accuracy"] for r in rs])]
             if calibration:
                 eces = [r["ece"] for r in rs if "ece" in r]
-                cells.append(_mean_std(eces) if eces else "—")
+                cells.append(mean_se(eces) if eces else "—")
             if timing:
                 step = _median_step(rs)
                 # Records before `train_seconds` existed time only a run's last part.
@@ -155,23 +171,27 @@ def write_csv(records, path):
 
 
 def plot(records, directory):
-    """`accuracy_*.png` (bars with std error bars) and `curves_*.png` (accuracy per epoch)."""
+    """`accuracy_*.png` (bars from zero, standard-error bars where a row has several seeds) and
+    `curves_*.png` (accuracy per epoch)."""
     from matplotlib.figure import Figure
 
     for name, configs in grouped(records).items():
         slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
         names = list(configs)
         means = [100 * statistics.mean(r["final_accuracy"] for r in configs[c]) for c in names]
-        stds = [100 * statistics.stdev([r["final_accuracy"] for r in configs[c]]) if len(configs[c]) > 1 else 0.0
-                for c in names]
+        errors = [100 * standard_error([r["final_accuracy"] for r in configs[c]]) if len(configs[c]) > 1 else 0.0
+                  for c in names]
         fig = Figure(figsize=(max(5, 0.9 * len(names)), 3.5))
         ax = fig.subplots()
-        ax.bar(range(len(names)), means, yerr=stds, capsize=4, color="tab:blue")
+        # Bars start at zero (a cut axis makes small differences look large); one-seed rows get no error bar.
+        ax.bar(range(len(names)), means, yerr=errors, capsize=4, color="tab:blue")
+        for index, config in enumerate(names):
+            ax.text(index, means[index] / 2, f"{means[index]:.1f}\n{len(configs[config])} seed"
+                    + "s" * (len(configs[config]) > 1), ha="center", va="center", color="white", fontsize=7)
         ax.set_xticks(range(len(names)))
         ax.set_xticklabels(names, rotation=30, ha="right", fontsize=8)
-        ax.set_ylabel("final test accuracy (%)")
-        low = min(m - s for m, s in zip(means, stds))
-        ax.set_ylim(max(0, low - 3), min(100, max(m + s for m, s in zip(means, stds)) + 1.5))
+        ax.set_ylabel("final test accuracy (%)\n(± standard error over seeds)")
+        ax.set_ylim(0, min(100, max(m + e for m, e in zip(means, errors)) + 5))
         ax.set_title(name, fontsize=9)
         fig.tight_layout()
         fig.savefig(os.path.join(directory, f"accuracy_{slug}.png"), dpi=110)
@@ -183,11 +203,15 @@ def plot(records, directory):
             color, marker = line_style(index)
             test, train = (mean_curve(configs[config], key) for key in ("val_accuracy", "accuracy"))
             epochs = range(1, len(test) + 1)
-            whole.plot(epochs, test, color=color, label=config)
+            # earlier configurations drawn wider and below, so a curve lying on another stays visible
+            width = max(1.0, 3.0 - 0.6 * index)
+            whole.plot(epochs, test, color=color, marker=marker, markersize=3, linewidth=width, label=config,
+                       zorder=index)
             if train:
                 whole.plot(range(1, len(train) + 1), train, color=color, linestyle="--", linewidth=0.8)
             start = len(test) - max(3, len(test) // 3)
-            tail.plot(epochs[start:], test[start:], color=color, marker=marker, label=config)
+            tail.plot(epochs[start:], test[start:], color=color, marker=marker, linewidth=width, label=config,
+                      zorder=index)
         whole.set_ylabel("accuracy (%): test —, training - -")
         tail.set_ylabel("test accuracy (%)")
         for ax in (whole, tail):

@@ -51,10 +51,17 @@ def loaded_commit():
         return "unknown"
 
 
+def command_line():
+    """This process's command line; a notebook kernel's (a temporary connection file) is no command to rerun."""
+    if "ipykernel" in sys.modules:
+        return "a Jupyter notebook (no command line)"
+    return " ".join([os.path.basename(sys.executable)] + sys.argv)
+
+
 def provenance():
     """Where and with what a result was produced."""
     return {
-        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+        "command": command_line(),
         "commit": loaded_commit(),
         "machine": f"{platform.machine()} {os.cpu_count()} CPU cores, {platform.system()}",
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),

@@ -139,8 +139,25 @@ class ClassifierTrainer(keras.Model):
         key = tuple(layer_names)
         views = self._views.value
         if key not in views:
+            if tf.distribute.has_strategy() and not tf.distribute.in_cross_replica_context():
+                raise RuntimeError(f"{type(self).__name__} builds the view {key} inside a replica's step: "
+                                   "list it in view_keys() so that build_views() makes it before training.")
             views[key] = backbones.tap_model(self.backbone, key)
         return views[key]
+
+    def view_keys(self):
+        """The `view` keys this method's steps call (the logits' view `()`; methods tapping layers add theirs)."""
+        return [()]
+
+    def build_views(self):
+        """Build every view the steps call before a strategy traces them.
+
+        Built lazily inside the first replica's trace, a view's construction runs the backbone's
+        synchronized BatchNorm all-reduces on that replica only: the replicas' collectives then no
+        longer pair up and training aborts ("Shape mismatch in the collective instance").
+        """
+        for key in self.view_keys():
+            self.view(key)
 
     def logits(self, x, training=False):
         """Pre-softmax logits of the backbone, in float32."""
@@ -283,6 +300,7 @@ class ClassifierTrainer(keras.Model):
                 callbacks.append(kind())
         guard = next(cb for cb in callbacks if isinstance(cb, StopOnNonFinite))
         x, y = self.checked_inputs(x, y)
+        self.build_views()
         if isinstance(validation_data, tf.data.Dataset):
             validation_data, _ = self.checked_inputs(validation_data, None)
         history = super().fit(x, y, *args, callbacks=callbacks, validation_data=validation_data, **kwargs)
@@ -292,6 +310,7 @@ class ClassifierTrainer(keras.Model):
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         x, y = self.checked_inputs(x, y)
+        self.build_views()
         return super().evaluate(x, y, *args, **kwargs)
 
     def checked_inputs(self, x, y):

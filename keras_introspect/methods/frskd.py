@@ -148,6 +148,9 @@ class FRSKDModel(ClassifierTrainer):
         self.alpha, self.beta = checked["alpha"], checked["beta"]
         self.temperature, self.width = checked["temperature"], checked["width"]
 
+    def view_keys(self):
+        return [(), tuple(self.feature_layers)]
+
     def compute_terms(self, x, targets, labels, tape):
         del labels, tape
         outputs = backbones.call_taps(self.view(tuple(self.feature_layers)), x, True)

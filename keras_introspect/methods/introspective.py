@@ -244,6 +244,9 @@ class IntrospectiveModel(ClassifierTrainer):
         classes = tf.concat([labels[:, None], others], axis=1)
         return classes, tf.zeros_like(labels)
 
+    def view_keys(self):
+        return [(), () if self.source_layer is None else (self.source_layer,)]
+
     def introspect(self, x, labels, training=False, tape=None, example_ids=None):
         """One forward pass, the self-explanations and the soft targets.
 
