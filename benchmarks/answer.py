@@ -34,8 +34,8 @@ def fair_sentence(records, seeds=fair_report.VERDICT_SEEDS):
             il.setdefault(r["config"], []).append(r)
     if not base or not il:
         return (f"The fair test (issue 28: every choice on a validation split, the verdict on the test split over "
-                f"seeds {', '.join(map(str, seeds))} with a paired t-test) is under way: {len(records)} runs recorded, "
-                "none of IL and standard training yet on its test seeds. Until it reports, the answer rests on the "
+                f"seeds {', '.join(map(str, seeds))} with a paired t-test) is under way, its choices still being made on "
+                "validation. Until it reports, the answer rests on the "
                 "earlier protocols, whose settings were picked on the test split, which flatters IL.")
     config = max(il, key=len)  # phase 3 runs the one form chosen on validation
     scores = {r["seed"]: r["test_accuracy"] for r in il[config]}

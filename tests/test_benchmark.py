@@ -612,7 +612,7 @@ def test_the_answer_says_in_words_what_the_paired_differences_show():
 def test_the_fair_answer_waits_for_its_test_seeds_then_gives_t_and_p():
     answer = load_script("answer")
     pilot = [{"config": "standard", "method": "standard", "options": {}, "seed": 0, "test_accuracy": 0.7}]
-    assert "under way: 1 runs recorded" in answer.fair_sentence(pilot)
+    assert "is under way, its choices still being made on validation" in answer.fair_sentence(pilot)
     tested = [{"config": c, "method": m, "options": {}, "seed": seed, "test_accuracy": a}
               for seed, (b, i) in zip((2, 3, 4, 5, 6), [(0.70, 0.71), (0.72, 0.735), (0.71, 0.715), (0.69, 0.70),
                                                        (0.73, 0.74)])
