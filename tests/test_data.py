@@ -205,3 +205,31 @@ def test_named_datasets_come_from_one_table_and_refuse_what_does_not_apply_to_th
     assert ki.data.load_arrays("tiny_digits").x_train.shape[1:] == (8, 8, 1)
     with pytest.raises(DatasetNotFoundError, match="use digits, cifar10, cifar100, imagenette, tiny_digits or"):
         ki.data.load_arrays("mnist3")
+
+
+def test_normalize_with_recorded_statistics_matches_the_pipelines_and_checks_its_input():
+    import keras_introspect as ki
+
+    arrays = ki.data.load_arrays("digits")
+    splits = ki.data.make_pipelines(arrays, batch_size=32)
+    raw = arrays.x_test[:5]
+    expected = (raw.astype("float32") - splits.mean) / splits.std
+    np.testing.assert_array_equal(ki.data.normalize(raw, splits.normalization), expected)
+    np.testing.assert_array_equal(splits.normalize(raw), expected)
+    with pytest.raises(InputError, match="per channel"):
+        ki.data.normalize(np.zeros((2, 4, 4, 3)), {"mean": [1.0], "std": [2.0]})
+    with pytest.raises(InputError, match="normalization must be"):
+        ki.data.normalize(raw, {"mean": [1.0]})
+
+
+def test_label_map_puts_a_sources_classes_where_the_model_has_them():
+    import keras_introspect as ki
+
+    model = ["tench", "english_springer", "cassette_player", "chain_saw", "church", "french_horn",
+             "garbage_truck", "gas_pump", "golf_ball", "parachute"]
+    tfds_names = sorted(ki.data.IMAGENETTE_WNIDS)  # WordNet ids, in TFDS's order
+    mapping = ki.data.label_map(tfds_names, model)
+    assert [model[i] for i in mapping] == [ki.data.IMAGENETTE_WNIDS[n] for n in tfds_names]
+    assert list(ki.data.label_map(["b", "a"], ["a", "b"])) == [1, 0]
+    with pytest.raises(InputError, match="no class named 'zebra'"):
+        ki.data.label_map(["a", "zebra"], ["a", "b"])

@@ -213,14 +213,10 @@ source = ki.data.open_source(IMAGENETTE, image_size=128, download=IN_COLAB)
 splits = source.splits(batch_size=50, augment=False)
 names = metadata["class_names"]
 x, y = splits.preview(BUDGET["images"] or splits.num_test)
-# TFDS names Imagenette's classes by WordNet id; the model learnt them from folders named by class.
-WNID = {"n01440764": "tench", "n02102040": "english_springer", "n02979186": "cassette_player",
-        "n03000684": "chain_saw", "n03028079": "church", "n03394916": "french_horn", "n03417042": "garbage_truck",
-        "n03425413": "gas_pump", "n03445777": "golf_ball", "n03888257": "parachute"}
-y = np.array([names.index(WNID.get(n, n)) for n in source.class_names])[y]
+y = ki.data.label_map(source.class_names, names)[y]   # TFDS names the classes by WordNet id, folders by name
 # The model normalizes as in its training: the recorded statistics, not this source's.
 raw = splits.denormalize(x) * 255.0
-x = ((raw - np.array(metadata["normalization"]["mean"])) / np.array(metadata["normalization"]["std"])).astype("float32")
+x = ki.data.normalize(raw, metadata["normalization"])
 probabilities = keras.ops.softmax(model.predict(x, batch_size=50, verbose=0)).numpy()
 predicted = probabilities.argmax(-1)
 print(f"test accuracy on these {len(y)} photos: {np.mean(predicted == y):.3f} (on the full test split: "
@@ -319,6 +315,39 @@ for mode, sign in (("deletion", -1), ("insertion", 1)):
     se = gain.std(ddof=1) / np.sqrt(len(gain))
     print(f"{mode}: CAM's area is better than random maps' by {gain.mean():.3f} ± {se:.3f} (mean ± standard "
           f"error over {len(gain)} photos); better on {np.mean(gain > 0):.0%} of the photos")'''),
+    ("md", """## Does learning from its own explanations make the maps more faithful?
+
+The closest model trained *without* IL that the repository holds is the `long` protocol's teacher:
+the same ResNet-18 (half width), the same Imagenette photos and augmentation, standard training —
+but 60 epochs instead of the IL model's 30 (`benchmarks/teachers/imagenette_resnet18w32_60ep/`).
+Each model explains its own prediction with CAM on the same photos. A model that resists deletion
+anyway would score well whatever its maps, so each model's CAM is read against random maps *on that
+model*, and the two gains are compared photo by photo (paired t-test). The epochs differ, so read the
+result as a measurement of these two models, not a controlled test of IL."""),
+    ("code", '''from scipy import stats
+
+TEACHER_DIR = ROOT / "benchmarks" / "teachers" / "imagenette_resnet18w32_60ep"
+standard = keras.saving.load_model(TEACHER_DIR / "model.keras")
+norm = json.loads((TEACHER_DIR / "teacher.json").read_text())["normalization"]
+x_standard = ki.data.normalize(raw[:count], norm)
+standard_predicted = standard.predict(x_standard, batch_size=50, verbose=0).argmax(-1)
+standard_maps = ki.explainers.CAM()(standard, x_standard, standard_predicted[:, None]).numpy()[:, 0]
+print(f"accuracy on these {count} photos: IL (30 epochs) {np.mean(labels == y[:count]):.3f}, "
+      f"standard training (60 epochs) {np.mean(standard_predicted == y[:count]):.3f}")
+for mode, sign in (("deletion", -1), ("insertion", 1)):
+    standard_area = {}
+    for name, maps in (("CAM", standard_maps), ("random", candidates["random maps"])):
+        fractions, scores = ki.faithfulness.perturbation_curve(standard, x_standard, maps, standard_predicted,
+                                                               mode=mode, steps=16)
+        standard_area[name] = ki.faithfulness.area_under_curve(fractions, scores)
+    il_gain = sign * (areas["CAM (4×4)", mode] - areas["random maps", mode])   # > 0: better than random
+    standard_gain = sign * (standard_area["CAM"] - standard_area["random"])
+    difference = il_gain - standard_gain
+    test = stats.ttest_rel(il_gain, standard_gain)
+    print(f"{mode}: CAM's gain over random maps, IL {il_gain.mean():.3f}, standard training "
+          f"{standard_gain.mean():.3f}; IL minus standard {difference.mean():+.3f} ± "
+          f"{difference.std(ddof=1) / np.sqrt(count):.3f} (mean ± standard error over {count} photos, "
+          f"paired t = {test.statistic:.2f}, p = {test.pvalue:.3g})")'''),
     ("md", """## The class structure in the soft labels
 
 Averaging the soft labels over the test photos, class by class, gives the class-similarity matrix the
@@ -356,9 +385,9 @@ print("correlation of the off-diagonal entries:",
 * Explainers are stateless objects: one `ki.explainers.CAM()` explains any model.
 * The soft label of IL is the similarity of each class's centred explanation to the true class's,
   turned into probabilities — what it contains for a trained model is printed above.
-* `ki.faithfulness` puts a number on a map: deletion and insertion areas against random maps. Whether
-  learning from its own explanations makes a model's maps *more* faithful than standard training's
-  needs the two models trained alike; that comparison is not in this notebook yet."""),
+* `ki.faithfulness` puts a number on a map: deletion and insertion areas against random maps, here
+  also set against a standard-trained model of the same architecture (trained twice as long): the
+  printed comparison says which model's maps beat random maps by more on these photos."""),
 ]
 
 # ------------------------------------------------------------------------------------------------
@@ -535,7 +564,7 @@ signatures to one directory (here without normalization: it expects normalized i
 print("exported to", path, "| versions of 'il':", ki.export.versions("serving/il"))
 model.export("keras_export")
 keras_way = tf.saved_model.load("keras_export")
-x = ((images - np.array(metadata["normalization"]["mean"])) / np.array(metadata["normalization"]["std"])).astype("float32")
+x = ki.data.normalize(images, metadata["normalization"])
 served = tf.saved_model.load(path)
 same = np.allclose(served.signatures["serving_default"](images=tf.constant(images))["probabilities"],
                    keras_way.signatures["serving_default"](images=tf.constant(x))["probabilities"], atol=1e-5)
@@ -638,6 +667,14 @@ else:
 ]
 
 # ------------------------------------------------------------------------------------------------
+COMPARE_BUDGETS = {
+    "quick": dict(train_size=256, epochs=1, methods=["standard", "il"], seeds=[0]),
+    "showcase": dict(train_size=5000, epochs=10, methods=["standard", "label_smoothing", "il"], seeds=[0]),
+    "full": dict(train_size=None, epochs=None, seeds=[0, 1, 2],
+                 methods=["standard", "label_smoothing", "confidence_penalty", "pskd", "ols", "kd", "dml", "il"]),
+}
+FULL = COMPARE_BUDGETS["full"]
+
 NOTEBOOKS["05_compare_methods.ipynb"] = [
     ("md", f"""# Does introspection help? Comparing IL with its rivals
 
@@ -661,15 +698,12 @@ line and the benchmark read:
 | `il` | its own explanations |
 
 We run a small comparison with `ki.benchmark.run_one` — the function behind `keras-introspect
-benchmark` — and then read the committed multi-seed results.
+benchmark` — and then read the committed multi-seed results. The showcase runs three methods on one
+seed: a demonstration of the tools, not evidence. Full mode runs {len(FULL["methods"])} methods × {len(FULL["seeds"])} seeds
+= {len(FULL["methods"]) * len(FULL["seeds"])} trainings on all 50,000 images plus a teacher for `kd`: hours on a GPU.
 
 {MODES}"""),
-    ("code", setup({"quick": dict(train_size=256, epochs=1, methods=["standard", "il"], seeds=[0]),
-                    "showcase": dict(train_size=5000, epochs=10, methods=["standard", "label_smoothing", "il"],
-                                     seeds=[0]),
-                    "full": dict(train_size=None, epochs=None, seeds=[0, 1, 2],
-                                 methods=["standard", "label_smoothing", "confidence_penalty", "pskd", "ols", "kd",
-                                          "dml", "il"])})),
+    ("code", setup(COMPARE_BUDGETS)),
     ("code", CIFAR + '''
 overrides = {k: BUDGET[k] for k in ("train_size", "epochs") if BUDGET[k] is not None}
 protocol = ki.benchmark.get("cpu", dataset=CIFAR10 or "cifar10", **overrides)
@@ -683,6 +717,10 @@ teacher first (standard training, twice the epochs)."""),
 if needs_teacher:
     ki.benchmark.train_teacher(arrays, protocol, "teacher.keras", verbose=0,
                                backup_dir=os.path.join("backups", f"teacher-{{MODE}}"))
+# What each method's step costs, measured apart on an otherwise idle machine (benchmarks/step_cost.py):
+# times taken here, with other work running, are not comparable.
+cost = json.loads((ROOT / "benchmarks" / "results" / "step_cost.json").read_text())
+step_cost = {{name.split(" (")[0]: entry["ratio"] for name, entry in cost["classes"]["10"].items()}}
 records = []
 for seed in BUDGET["seeds"]:
     for method in BUDGET["methods"]:
@@ -691,14 +729,15 @@ for seed in BUDGET["seeds"]:
                                       backup_dir=os.path.join("backups", f"{{method}}-{{seed}}-{{MODE}}"))
         records.append(record)
         print(f"{{method:18s}} seed {{seed}}: test accuracy {{record['final_accuracy']:.3f}}, "
-              f"ECE {{record['ece']:.3f}}, {{record['step_seconds'] * 1000:.0f}} ms/step")'''),
+              f"ECE {{record['ece']:.3f}} | a step costs {{step_cost.get(method, float('nan')):.2f}}x standard training's")'''),
     ("md", """## The report
 
 The same report `keras-introspect benchmark` writes: a Markdown table with provenance and two plots
-(final accuracy with error bars, learning curves)."""),
+(final accuracy, with standard-error bars where a method has several seeds; learning curves). With one
+seed per method, as here, a difference of a point or two is within seed-to-seed noise."""),
     ("code", '''with open("results.jsonl", "w") as f:
     f.writelines(json.dumps(r) + "\\n" for r in records)
-table = ki.benchmark.write_report("results.jsonl", "report")
+table = ki.benchmark.write_report("results.jsonl", "report", timing=False)  # times: see step_cost above
 from IPython.display import Image, Markdown, display
 display(Markdown(table))
 for name in sorted(os.listdir("report")):
@@ -707,8 +746,12 @@ for name in sorted(os.listdir("report")):
     ("md", """## Reading results honestly
 
 A single seed of a short run cannot rank methods whose differences are a point or less. The
-committed benchmark runs use several seeds and one recipe for all. On the `cpu` protocol (ResNet-20,
-10,000 CIFAR-10 images, 15 epochs):
+committed benchmark runs use several seeds and one recipe for all; what they say, generated from
+their records by `benchmarks/answer.py`:
+
+{results:answer}
+
+The tables behind it. On the `cpu` protocol (ResNet-20, 10,000 CIFAR-10 images, 15 epochs):
 
 {results:formulation_sweep}
 
@@ -717,11 +760,11 @@ smoothing — the simplest source of non-true mass — is the first thing to bea
 
 {results:long_protocol}
 
-ECE says how far confidence is from accuracy, not which way. `ki.metrics.reliability(labels,
-probabilities)` gives the bins of a reliability diagram (`ki.plots.plot_reliability` draws them), and
-`benchmarks/calibration.py` reads them from saved models: on the `long` protocol standard training
-and teacher KD are over-confident, label smoothing, PS-KD and Online Label Smoothing under-confident,
-and IL, whose distilled mass is smaller, nearest to calibrated (`docs/method.md`).
+ECE (the table's last column) says how far confidence is from accuracy, not which way.
+`ki.metrics.reliability(labels, probabilities)` gives the bins of a reliability diagram
+(`ki.plots.plot_reliability` draws them), and `benchmarks/calibration.py` reads them from the
+`long` protocol's saved models; `docs/method.md` discusses which methods are over- and which
+under-confident there. One short showcase seed, like the run above, need not rank them the same way.
 
 `docs/comparators.md` explains the protocols, the dissections of KD (shuffled / uniform non-true
 classes) and how to reproduce every row.

@@ -3,9 +3,10 @@
 import os
 
 from keras_introspect.data import preprocessing
-from keras_introspect.data.files import BadImageError, DatasetNotFoundError, class_folders
-from keras_introspect.data.pipeline import ArrayData, DataSplits, make_pipelines, pad_crop_flip, stratified_subset, \
-    with_example_id
+from keras_introspect.data.files import IMAGENETTE_WNIDS, BadImageError, DatasetNotFoundError, class_folders, \
+    label_map
+from keras_introspect.data.pipeline import ArrayData, DataSplits, make_pipelines, normalize, pad_crop_flip, \
+    stratified_subset, with_example_id
 from keras_introspect.data.sources import digits, image_folder, tfds_dataset
 from keras_introspect.data.streaming import ImageFolderSource, TFDSSource, image_size_arg, resolve_augmentation
 from keras_introspect.errors import InputError

@@ -210,3 +210,36 @@ def undecodable(paths):
     ds = tf.data.Dataset.from_tensor_slices(list(paths)).map(lambda p: (p, tf.shape(decode(p))))
     seen = {p.decode() for p, _ in ds.ignore_errors().as_numpy_iterator()}
     return [p for p in paths if p not in seen]
+
+
+# Imagenette's ten classes: TFDS `imagenette/*` names them by WordNet id, a folder copy by name.
+IMAGENETTE_WNIDS = {"n01440764": "tench", "n02102040": "english_springer", "n02979186": "cassette_player",
+                    "n03000684": "chain_saw", "n03028079": "church", "n03394916": "french_horn",
+                    "n03417042": "garbage_truck", "n03425413": "gas_pump", "n03445777": "golf_ball",
+                    "n03888257": "parachute"}
+
+
+def label_map(source_names, model_names, synonyms=IMAGENETTE_WNIDS):
+    """Where each class of a data source sits in a model's classes, by name.
+
+    Args:
+        source_names: the source's class names, in its label order (TFDS's WordNet ids, folder names).
+        model_names: the class names the model learnt, in its output order (its `metadata.json`).
+        synonyms: `{source name: model name}` for sources that name classes otherwise.
+
+    Returns:
+        int array `m` with `model_label = m[source_label]`.
+
+    Raises:
+        InputError: naming the source classes the model does not know.
+
+    Example:
+    >>> y_model = ki.data.label_map(source.class_names, metadata["class_names"])[y]
+    """
+    model_names = list(model_names)
+    names = [synonyms.get(name, name) for name in source_names]
+    unknown = [name for name in names if name not in model_names]
+    if unknown:
+        raise InputError(f"the model knows no class named {', '.join(map(repr, unknown))}; its classes are "
+                         f"{model_names}.")
+    return np.array([model_names.index(name) for name in names], "int64")

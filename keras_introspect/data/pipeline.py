@@ -10,6 +10,31 @@ from keras_introspect.data import preprocessing as preprocessing_lib
 from keras_introspect.errors import InputError
 
 
+def normalize(images, normalization):
+    """Images as loaded → a model's input, with the statistics recorded beside it.
+
+    Args:
+        images: pixels as loaded (e.g. raw 0-255), `(..., channels)`.
+        normalization: `{"mean": [...], "std": [...]}` per channel, as `metadata.json` of a saved
+            model, a teacher's record or `DataSplits.normalization` hold it.
+
+    Returns:
+        float32 `(images - mean) / std`, the arithmetic of the training pipelines.
+
+    Example:
+    >>> x = ki.data.normalize(raw, json.load(open("saved_models/NAME/metadata.json"))["normalization"])
+    """
+    try:
+        mean, std = (np.asarray(normalization[key], "float32") for key in ("mean", "std"))
+    except (KeyError, TypeError):
+        raise InputError(f'normalization must be {{"mean": [...], "std": [...]}}, got {normalization!r}.') from None
+    images = np.asarray(images).astype("float32")
+    if mean.shape != std.shape or mean.ndim != 1 or images.shape[-1:] != mean.shape:
+        raise InputError(f"normalization has {mean.shape} means and {std.shape} deviations for images with "
+                         f"{images.shape[-1:]} channels: give one of each per channel.")
+    return (images - mean) / std
+
+
 @dataclasses.dataclass
 class ArrayData:
     """Train and test arrays of one dataset.
@@ -151,7 +176,7 @@ class DataSplits:
         Example:
         >>> x = splits.normalize(arrays.x_test[:4])   # raw uint8 pixels in
         """
-        return (np.asarray(images).astype("float32") - self.mean) / self.std
+        return normalize(images, self.normalization)
 
     @property
     def num_classes(self):
