@@ -628,3 +628,16 @@ def test_the_readme_answer_is_todays_paragraph():
     answer = load_script("answer")
     readme = open("README.md").read()
     assert f"<!-- results:answer:begin -->\n{answer.paragraph()}\n<!-- results:answer:end -->" in readme
+
+
+def test_a_record_made_in_a_notebook_names_no_kernel_file(monkeypatch):
+    import sys
+    import types
+
+    from keras_introspect.benchmark import runner
+
+    monkeypatch.setattr(sys, "argv", ["/tmp/ipykernel_launcher.py", "-f", "/tmp/kernel-1234.json"])
+    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)  # another test may have imported it
+    assert "kernel-1234" in runner.command_line()  # a script's command line is kept as it was given
+    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    assert runner.provenance()["command"] == "a Jupyter notebook (no command line)"
