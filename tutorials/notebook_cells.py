@@ -203,13 +203,14 @@ labels carry.
 
 The model is `saved_models/il_resnet18w32_imagenette/model.keras` (its README has the training
 command, log and test accuracy). The photos are Imagenette's test split: from a local folder
-(`KERAS_INTROSPECT_IMAGENETTE`) or, on Colab, TFDS `imagenette/160px-v2`, centre-cropped and resized
-to 128 px like the training images."""),
+(`KERAS_INTROSPECT_IMAGENETTE`, `train/<class>/*.jpg` and `test/<class>/*.jpg`) or else TFDS
+`imagenette/160px-v2`, downloaded once (on Colab or any machine with network access), centre-cropped
+and resized to 128 px like the training images."""),
     ("code", '''MODEL_DIR = ROOT / "saved_models" / "il_resnet18w32_imagenette"
 model = keras.saving.load_model(MODEL_DIR / "model.keras")
 metadata = json.loads((MODEL_DIR / "metadata.json").read_text())
 IMAGENETTE = os.environ.get("KERAS_INTROSPECT_IMAGENETTE") or "imagenette/160px-v2"
-source = ki.data.open_source(IMAGENETTE, image_size=128, download=IN_COLAB)
+source = ki.data.open_source(IMAGENETTE, image_size=128, download=True)   # a local folder is read, never downloaded
 splits = source.splits(batch_size=50, augment=False)
 names = metadata["class_names"]
 x, y = splits.preview(BUDGET["images"] or splits.num_test)
@@ -236,7 +237,12 @@ for k, i in enumerate(show):
     shown = ki.plots.show_explanation(axes[1, k], raw[i] / 255.0, maps[k], title=f"CAM of '{names[predicted[i]]}'")
     fig.colorbar(shown, ax=axes[1, k], fraction=0.046, ticks=[], label="against ← 0 → for")
 plt.tight_layout(); plt.show()'''),
-    ("md", """## The same photo through four explainers
+    ("md", """Some maps peak beside the object — at a frame's corner, on the ground below a building. Each
+cell of the 4×4 grid covers 32×32 pixels, so a map cannot be sharper than that, and a network may also
+use context around the object. Pictures alone cannot tell these apart; the deletion and insertion
+numbers below test whether the maps point at what the model actually uses.
+
+## The same photo through four explainers
 
 Every explainer in `ki.explainers` computes the maps of all classes in one call inside the TensorFlow
 graph, so that a training step can use them; they hold no model, so one explainer serves any number
