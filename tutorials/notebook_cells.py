@@ -414,7 +414,7 @@ that made these outputs) we split the CPU into two *logical* devices: the same c
 split between replicas, gradients and BatchNorm statistics all-reduced — at CPU speed.
 
 {MODES}"""),
-    ("code", setup({"quick": dict(train_size=512, epochs=2, warmup=1, ramp=1),
+    ("code", setup({"quick": dict(train_size=256, epochs=1, warmup=0, ramp=1),
                     "showcase": dict(train_size=5000, epochs=10, warmup=3, ramp=3),
                     "full": dict(train_size=None, epochs=30, warmup=5, ramp=5)})),
     ("md", """## Two replicas
