@@ -145,8 +145,9 @@ def plot_explanations(images, maps, soft_targets, labels, class_names, path=None
     """
     n = len(images)
     # constrained layout keeps the full class names under the bars and the colorbars beside the maps
-    fig = Figure(figsize=(10, 2.4 * n), layout="constrained")
-    axes = fig.subplots(n, 3, squeeze=False)
+    fig = Figure(figsize=(8.5, 2.4 * n), layout="constrained")
+    # square panels for the image and its map (with its colorbar), a wider one for the class bars
+    axes = fig.subplots(n, 3, squeeze=False, gridspec_kw={"width_ratios": [1, 1.25, 2.2]})
     for i in range(n):
         image = np.squeeze(images[i])
         axes[i, 0].imshow(image, cmap="gray" if image.ndim == 2 else None)
