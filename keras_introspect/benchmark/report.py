@@ -174,6 +174,7 @@ def plot(records, directory):
     """`accuracy_*.png` (bars from zero, standard-error bars where a row has several seeds) and
     `curves_*.png` (accuracy per epoch)."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     for name, configs in grouped(records).items():
         slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
@@ -215,6 +216,7 @@ def plot(records, directory):
         whole.set_ylabel("accuracy (%): test —, training - -")
         tail.set_ylabel("test accuracy (%)")
         for ax in (whole, tail):
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole numbers
             ax.set_xlabel("epoch")
             ax.grid(alpha=0.3)
         tail.legend(fontsize=7, ncol=1 if len(names) <= 8 else 2)
