@@ -636,8 +636,11 @@ def test_a_record_made_in_a_notebook_names_no_kernel_file(monkeypatch):
 
     from keras_introspect.benchmark import runner
 
-    monkeypatch.setattr(sys, "argv", ["/tmp/ipykernel_launcher.py", "-f", "/tmp/kernel-1234.json"])
-    monkeypatch.delitem(sys.modules, "ipykernel", raising=False)  # another test may have imported it
-    assert "kernel-1234" in runner.command_line()  # a script's command line is kept as it was given
+    # a script that imports ipykernel (make_notebooks.py, through nbclient) keeps its command line
     monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
-    assert runner.provenance()["command"] == "a Jupyter notebook (no command line)"
+    monkeypatch.setattr(sys, "argv", ["tutorials/make_notebooks.py", "--only", "01_quickstart.ipynb"])
+    assert runner.command_line().endswith("tutorials/make_notebooks.py --only 01_quickstart.ipynb")
+    for kernel in (["/usr/lib/python3/site-packages/ipykernel_launcher.py", "-f", "/tmp/kernel-1234.json"],
+                   ["/usr/local/lib/python3.11/dist-packages/colab_kernel_launcher.py", "-f", "/tmp/k.json"]):
+        monkeypatch.setattr(sys, "argv", kernel)
+        assert runner.provenance()["command"] == "a Jupyter notebook (no command line)"

@@ -52,8 +52,10 @@ def loaded_commit():
 
 
 def command_line():
-    """This process's command line; a notebook kernel's (a temporary connection file) is no command to rerun."""
-    if "ipykernel" in sys.modules:
+    """This process's command line; a notebook kernel's (a launcher and its temporary connection file) is no
+    command to rerun. (A process that merely imports ipykernel, like one running notebooks, keeps its own.)"""
+    launcher = os.path.basename(sys.argv[0]) if sys.argv else ""
+    if "kernel_launcher" in launcher or "-f" in sys.argv[1:2] and sys.argv[2:3] and sys.argv[2].endswith(".json"):
         return "a Jupyter notebook (no command line)"
     return " ".join([os.path.basename(sys.executable)] + sys.argv)
 
