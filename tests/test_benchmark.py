@@ -188,8 +188,9 @@ def test_markdown_table_values_and_timing_columns():
                record("il", 0, 0.63, 0.3), record("il", 1, 0.61, 0.3)]
     rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in report.markdown_table(records).splitlines()
             if line.startswith("| ") and "configuration" not in line}
-    # il: mean 62.00, std of (63, 61) = 1.41; paired Δ (+3, -1) → +1.00 ± 2.83; step 300 ms = 3.00×
-    assert rows["il"][3:6] == ["62.00 ± 1.41", "+1.00 ± 2.83", "63.00 ± 1.41"]
+    # il: mean 62.00, std of (63, 61) = 1.41, standard error 1.41/√2 = 1.00; paired Δ (+3, -1) → +1.00,
+    # std 2.83, standard error 2.00; step 300 ms = 3.00×
+    assert rows["il"][3:6] == ["62.00 ± 1.00", "+1.00 ± 2.00", "63.00 ± 1.00"]
     assert rows["il"][6:] == ["2.0", "300", "3.00× |"]
     untimed = report.markdown_table(records, timing=False)
     assert "step (ms)" not in untimed and "minutes/run" not in untimed and "ECE" not in untimed
@@ -198,7 +199,7 @@ def test_markdown_table_values_and_timing_columns():
         r["ece"] = ece
     rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in report.markdown_table(records, timing=False)
             .splitlines() if line.startswith("| ") and "configuration" not in line}
-    assert rows["il"][6] == "2.50 ± 0.71 |" and rows["standard"][6] == "6.00 ± 1.41 |"
+    assert rows["il"][6] == "2.50 ± 0.50 |" and rows["standard"][6] == "6.00 ± 1.00 |"
 
 
 def test_verdict_picks_by_paired_gain_and_needs_three_seeds_and_two_standard_errors():

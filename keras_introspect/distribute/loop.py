@@ -217,6 +217,7 @@ def fit_distributed(model, dataset_fn, epochs, steps_per_epoch, strategy=None, c
     if checkpoint_dir:
         check_same_model(model, _checkpoint_dir(checkpoint_dir, strategy))
     _create_state(model, strategy, dataset_fn)
+    model.build_views()  # before the replicas trace train_step, as fit does (see ClassifierTrainer.build_views)
     checkpoint = tf.train.Checkpoint(model=model, optimizer=model.optimizer)
     own_dir = None
     rows, start = [], 0
