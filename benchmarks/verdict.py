@@ -74,12 +74,11 @@ def compare(records, reference):
 
 
 # How `paired`'s outcome reads in a plain sentence.
-PLAIN = {"ahead": "ahead of", "behind": "behind", "no difference shown": "level with (no difference shown)",
-         "not established": "not yet measured on enough seeds against"}
+PLAIN = {"ahead": "ahead of", "behind": "behind", "not established": "not yet measured on enough seeds against"}
 
 
 def plain(result, against):
-    """`paired`'s result as words a reader takes in at once, e.g. "behind standard training by 0.36 ± 0.09
+    """`paired`'s result as words a reader takes in at once, e.g. "behind standard training: -0.36 ± 0.09
     points (mean ± standard error over 3 seeds, beyond two standard errors)"."""
     if result is None:
         return f"never run on the same seeds as {against}"
@@ -113,8 +112,8 @@ def answer(configs, where):
         rival, _ = _best(by_role["rival"], base)
         text += f", and {plain(paired(configs[il], configs[rival]), f'the best teacher-free rival ({rival})')}"
     tried = len(by_role["il"])
-    settled = sum(len(paired(rs, base)["seeds"]) >= SEEDS_NEEDED for rs in by_role["il"].values()
-                  if paired(rs, base))
+    shared = [paired(rs, base) for rs in by_role["il"].values()]
+    settled = sum(len(result["seeds"]) >= SEEDS_NEEDED for result in shared if result)
     text += (f" — its best setting, {il}, picked on the test split among the {settled} of {tried} settings tried "
              f"that ran on {SEEDS_NEEDED} seeds" if settled else f" — its best setting, {il}, of {tried} tried")
     return text + ".", (against_base or {}).get("outcome")
