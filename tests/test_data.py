@@ -216,10 +216,16 @@ def test_normalize_with_recorded_statistics_matches_the_pipelines_and_checks_its
     expected = (raw.astype("float32") - splits.mean) / splits.std
     np.testing.assert_array_equal(ki.data.normalize(raw, splits.normalization), expected)
     np.testing.assert_array_equal(splits.normalize(raw), expected)
-    with pytest.raises(InputError, match="per channel"):
-        ki.data.normalize(np.zeros((2, 4, 4, 3)), {"mean": [1.0], "std": [2.0]})
-    with pytest.raises(InputError, match="normalization must be"):
-        ki.data.normalize(raw, {"mean": [1.0]})
+    # One value for all channels broadcasts, as export_saved_model takes it.
+    np.testing.assert_array_equal(ki.data.normalize(np.full((1, 2, 2, 3), 5.0), {"mean": [1.0], "std": [2.0]}),
+                                  np.full((1, 2, 2, 3), 2.0, "float32"))
+    for bad, message in [({"mean": [1.0, 2.0], "std": [2.0]}, "2 values for a model with 3"),
+                         ({"mean": [1.0]}, "lacks \\['std'\\]"), (None, "normalization must be"),
+                         ({"mean": [0.0, 0.0, np.nan], "std": [1.0]}, "not finite"),
+                         ({"mean": [0.0], "std": [1.0, 0.0, 1.0]}, "must be > 0"),
+                         ({"mean": ["a"], "std": [1.0]}, "must be numbers")]:
+        with pytest.raises(InputError, match=message):
+            ki.data.normalize(np.zeros((2, 4, 4, 3)), bad)
 
 
 def test_label_map_puts_a_sources_classes_where_the_model_has_them():

@@ -21,17 +21,18 @@ def normalize(images, normalization):
     Returns:
         float32 `(images - mean) / std`, the arithmetic of the training pipelines.
 
+    Raises:
+        InputError: statistics that are malformed, not finite, a std ≤ 0, or neither one per
+            channel nor one for all.
+
     Example:
     >>> x = ki.data.normalize(raw, json.load(open("saved_models/NAME/metadata.json"))["normalization"])
     """
-    try:
-        mean, std = (np.asarray(normalization[key], "float32") for key in ("mean", "std"))
-    except (KeyError, TypeError):
-        raise InputError(f'normalization must be {{"mean": [...], "std": [...]}}, got {normalization!r}.') from None
     images = np.asarray(images).astype("float32")
-    if mean.shape != std.shape or mean.ndim != 1 or images.shape[-1:] != mean.shape:
-        raise InputError(f"normalization has {mean.shape} means and {std.shape} deviations for images with "
-                         f"{images.shape[-1:]} channels: give one of each per channel.")
+    if normalization is None:
+        raise InputError('normalization must be {"mean": [...], "std": [...]}, got None.')
+    mean, std = (np.asarray(value, "float32") for value in
+                 preprocessing_lib.as_mean_std(normalization, channels=images.shape[-1]))
     return (images - mean) / std
 
 

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from keras_introspect import backbones
 from keras_introspect import explainers as explainer_lib
+from keras_introspect.data.preprocessing import as_mean_std
 from keras_introspect.errors import InputError, check_finite_weights
 from keras_introspect.paths import inside
 
@@ -145,44 +146,6 @@ def export_saved_model(model, path, explainer=None, normalization=None, overwrit
     os.rename(staging, path)
     shutil.rmtree(replaced) if os.path.isdir(replaced) else os.remove(replaced)
     return path
-
-
-def as_mean_std(normalization, channels=None):
-    """`(mean, std)` from a `(mean, std)` pair or a `{"mean", "std"}` dict (None stays None).
-
-    Args:
-        channels: the model's input channels; each statistic must then have 1 or `channels` entries.
-
-    Raises:
-        InputError: a malformed pair, a non-finite value, a std ≤ 0 (every response would be NaN or
-            infinite), or a length that fits neither one channel nor `channels`.
-    """
-    if normalization is None:
-        return None
-    if isinstance(normalization, dict):
-        missing = {"mean", "std"} - set(normalization)
-        if missing:
-            raise InputError(f"normalization dict lacks {sorted(missing)}; give {{'mean': [...], 'std': [...]}}")
-        mean, std = normalization["mean"], normalization["std"]
-    else:
-        try:
-            mean, std = normalization
-        except (TypeError, ValueError):
-            raise InputError("normalization must be (mean, std) per channel or {'mean': ..., 'std': ...}; "
-                             f"got {type(normalization).__name__}") from None
-    for name, value in (("mean", mean), ("std", std)):
-        try:
-            array = np.asarray(value, dtype="float64").ravel()
-        except (TypeError, ValueError):
-            raise InputError(f"normalization {name} must be numbers, got {value!r}.") from None
-        if not np.all(np.isfinite(array)):
-            raise InputError(f"normalization {name} {array.tolist()} is not finite.")
-        if channels is not None and len(array) not in (1, channels):
-            raise InputError(f"normalization {name} has {len(array)} values for a model with {channels} "
-                             "input channel(s); give one per channel (or one for all).")
-    if np.any(np.asarray(std, dtype="float64") <= 0):
-        raise InputError(f"normalization std {np.asarray(std).tolist()} must be > 0 in every channel.")
-    return mean, std
 
 
 def track_variables(archive, model):
