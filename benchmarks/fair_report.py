@@ -77,6 +77,34 @@ def delta_text(comparison):
                   f"n = {comparison['n']})"
 
 
+# The two-sided level at which the fair test calls a paired difference (issue 28).
+LEVEL = 0.05
+
+
+def outcome(comparison):
+    """"ahead", "behind" or "level" (p ≥ `LEVEL`) by `paired`'s t-test; None where it could not be computed."""
+    if comparison["t"] is None:
+        return None
+    if comparison["p"] >= LEVEL:
+        return "level"
+    return "ahead" if comparison["mean"] > 0 else "behind"
+
+
+def plain(comparison, against):
+    """`paired`'s result in words, judged by its t-test, e.g. "behind standard training: -0.40 ± 0.10 points
+    (mean ± standard error over 5 seeds; paired t = -4.00, p = 0.016)"."""
+    n, result = comparison["n"], outcome(comparison)
+    if n == 0:
+        return f"never run on the same seeds as {against}"
+    if result is None:
+        return f"not yet measured on enough seeds against {against} ({100 * comparison['mean']:+.2f} points, n = {n})"
+    size = (f"{100 * comparison['mean']:+.2f} ± {100 * comparison['se']:.2f} points (mean ± standard error over {n} "
+            f"seeds; paired t = {comparison['t']:.2f}, p = {comparison['p']:.3f}")
+    if result == "level":
+        return f"level with {against}: {size}, no difference at the {LEVEL:.0%} level)"
+    return f"{'ahead of' if result == 'ahead' else 'behind'} {against}: {size})"
+
+
 def options_text(record):
     return ", ".join(f"{k}={v}" for k, v in sorted(record["options"].items())) or "—"
 

@@ -613,16 +613,32 @@ def test_the_answer_says_in_words_what_the_paired_differences_show():
 def test_the_fair_answer_waits_for_its_test_seeds_then_gives_t_and_p():
     answer = load_script("answer")
     pilot = [{"config": "standard", "method": "standard", "options": {}, "seed": 0, "test_accuracy": 0.7}]
-    assert "is under way, its choices still being made on validation" in answer.fair_sentence(pilot)
-    tested = [{"config": c, "method": m, "options": {}, "seed": seed, "test_accuracy": a}
-              for seed, (b, i) in zip((2, 3, 4, 5, 6), [(0.70, 0.71), (0.72, 0.735), (0.71, 0.715), (0.69, 0.70),
-                                                       (0.73, 0.74)])
-              for c, m, a in (("standard", "standard", b), ("il_default", "il", i))]
-    text = answer.fair_sentence(pilot + tested)
+    text, outcome = answer.fair_sentence(pilot)
+    assert "is under way, its choices still being made on validation" in text and outcome is None
+
+    def tested(pairs):
+        return [{"config": c, "method": m, "options": {}, "seed": seed, "test_accuracy": a}
+                for seed, (b, i) in zip((2, 3, 4, 5, 6), pairs)
+                for c, m, a in (("standard", "standard", b), ("il_default", "il", i))]
+
     from scipy import stats
-    t = stats.ttest_rel([0.71, 0.735, 0.715, 0.70, 0.74], [0.70, 0.72, 0.71, 0.69, 0.73])
-    assert f"paired t = {t.statistic:.2f}, p = {t.pvalue:.3f}" in text
-    assert "IL is ahead of standard training: +1.00 ± 0.16 points" in text
+
+    ahead = [(0.70, 0.71), (0.72, 0.735), (0.71, 0.715), (0.69, 0.70), (0.73, 0.74)]
+    text, outcome = answer.fair_sentence(pilot + tested(ahead))
+    t = stats.ttest_rel([i for _, i in ahead], [b for b, _ in ahead])
+    assert outcome == "ahead" and t.pvalue < 0.05
+    assert (f"IL is ahead of standard training: +1.00 ± 0.16 points (mean ± standard error over 5 seeds; "
+            f"paired t = {t.statistic:.2f}, p = {t.pvalue:.3f})") in text
+    # A mean gain the t-test cannot tell from noise is "level", whatever its sign.
+    noisy = [(0.70, 0.72), (0.72, 0.71), (0.71, 0.73), (0.69, 0.68), (0.73, 0.74)]
+    text, outcome = answer.fair_sentence(pilot + tested(noisy))
+    assert outcome == "level" and stats.ttest_rel([i for _, i in noisy], [b for b, _ in noisy]).pvalue >= 0.05
+    assert "IL is level with standard training: +0.60 ± " in text and "no difference at the 5% level" in text
+    behind = [(b, i - 0.03) for b, i in ahead]
+    assert answer.fair_sentence(pilot + tested(behind))[1] == "behind"
+    assert answer.FAIR_OPENER["behind"].startswith("No")
+    text, outcome = answer.fair_sentence(pilot + tested(ahead[:1]))
+    assert outcome is None and "not yet measured on enough seeds against standard training (+1.00 points, n = 1)" in text
 
 
 def test_the_readme_answer_is_todays_paragraph():
