@@ -45,6 +45,14 @@ def train(strategy, method):
             # or the synchronized BatchNorm's all-reduces pair up wrongly across replicas.
             backbone = ki.distribute.synchronize_batchnorm(tiny_backbone(seed=0, batchnorm=True))
             model = ki.IntrospectiveModel(backbone, alpha=0.5, warmup_epochs=0, ramp_epochs=0)
+        elif method == "il_sequential":
+            # The most common Keras model: a Sequential backbone, its BatchNorm synchronized.
+            keras.utils.set_random_seed(0)
+            backbone = ki.distribute.synchronize_batchnorm(keras.Sequential([
+                keras.Input((8, 8, 3)), keras.layers.Conv2D(6, 3, padding="same"), keras.layers.BatchNormalization(),
+                keras.layers.ReLU(), keras.layers.Conv2D(4, 3, padding="same", activation="tanh"),
+                keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(5)]))
+            model = ki.IntrospectiveModel(backbone, alpha=0.5, warmup_epochs=0, ramp_epochs=0)
         elif method == "il_variants":
             model = ki.IntrospectiveModel(backbone, alpha=0.5, warmup_epochs=0, ramp_epochs=0, target_ema=0.5,
                                           num_examples=32, class_targets=True, class_momentum=0.5,

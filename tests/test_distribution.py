@@ -15,7 +15,7 @@ HERE = pathlib.Path(__file__).parent
 @pytest.mark.parametrize(
     "method",
     ["standard", "il", "label_smoothing", "confidence_penalty", "kd", "tfkd", "dml", "frskd", "isl", "pskd", "ols",
-     "il_variants", "il_syncbn"],
+     "il_variants", "il_syncbn", "il_sequential"],
 )
 def test_two_replicas_equal_one_device(method):
     env = {**os.environ, "PYTHONPATH": str(HERE), "TF_CPP_MIN_LOG_LEVEL": "2"}
