@@ -272,10 +272,7 @@ def test_teacher_and_mechanism_readings_pair_each_control_with_what_it_dissects(
     assert table.index("With a teacher") < table.index("Mechanism (") < table.index("Provenance")
 
 
-def test_best_chooses_by_paired_gain_on_the_given_seeds_and_skips_controls(tmp_path):
-    import subprocess
-    import sys
-
+def test_best_chooses_by_paired_gain_on_the_given_seeds_and_skips_controls(tmp_path, capsys):
     regime = dict(arch="a", train_size=3, epochs=1, augment=False)
 
     def runs(config, method, accuracies, seeds=(0, 1, 2), **overrides):
@@ -309,22 +306,27 @@ def test_best_chooses_by_paired_gain_on_the_given_seeds_and_skips_controls(tmp_p
     path = tmp_path / "results.jsonl"
     for r in records:
         report.append(str(path), r)
-    script = [sys.executable, "benchmarks/summarize.py", str(path), "--best"]
-    chosen = subprocess.run(script + ["il", "--seeds", "0"], capture_output=True, text=True, check=True)
-    assert chosen.stdout.strip().splitlines() == ["il_a"]
-    among = subprocess.run(script + ["il", "--seeds", "0", "--among", "il_b", "il_a_uniform"], capture_output=True,
-                           text=True, check=True)
-    assert among.stdout.strip().splitlines() == ["il_b"]
-    stray = subprocess.run([sys.executable, "benchmarks/summarize.py", str(path), "--out-dir", str(tmp_path / "r"),
-                            "--among", "il_b"], capture_output=True, text=True)
-    assert stray.returncode == 2 and "need --best" in stray.stderr and not (tmp_path / "r").exists()
-    missing = subprocess.run(script + ["il", "--seeds", "7"], capture_output=True, text=True)
-    assert missing.returncode == 2 and "no il configuration shares a seed with standard training" in missing.stderr
+    summarize = load_script("summarize")  # its command line, in this process (a subprocess costs a TF import)
+
+    def run(*args):
+        capsys.readouterr()
+        try:
+            summarize.main([str(a) for a in args])
+        except SystemExit as exit:
+            return exit.code, capsys.readouterr()
+        return 0, capsys.readouterr()
+
+    assert run(path, "--best", "il", "--seeds", "0") == (0, ("il_a\n", ""))
+    assert run(path, "--best", "il", "--seeds", "0", "--among", "il_b", "il_a_uniform")[1].out == "il_b\n"
+    code, out = run(path, "--out-dir", tmp_path / "r", "--among", "il_b")
+    assert code == 2 and "need --best" in out.err and not (tmp_path / "r").exists()
+    code, out = run(path, "--best", "il", "--seeds", "7")
+    assert code == 2 and "no il configuration shares a seed with standard training" in out.err
     (tmp_path / "empty.jsonl").write_text("")
-    for args, message in [([str(tmp_path / "absent.jsonl"), "--best", "il"], "No such file"),
-                          ([str(tmp_path / "empty.jsonl"), "--out-dir", str(tmp_path / "out")], "holds no records")]:
-        bad = subprocess.run([sys.executable, "benchmarks/summarize.py"] + args, capture_output=True, text=True)
-        assert bad.returncode == 2 and message in bad.stderr and "Traceback" not in bad.stderr
+    for args, message in [([tmp_path / "absent.jsonl", "--best", "il"], "No such file"),
+                          ([tmp_path / "empty.jsonl", "--out-dir", tmp_path / "out"], "holds no records")]:
+        code, out = run(*args)
+        assert code == 2 and message in out.err
     assert not (tmp_path / "out").exists()
 
 
