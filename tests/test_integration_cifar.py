@@ -12,12 +12,15 @@ from keras_introspect import recipes
 def test_resnet20_introspective_learning_beats_chance_on_cifar10(cifar_arrays):
     keras.utils.set_random_seed(0)
     arrays = dataclasses.replace(cifar_arrays, x_test=cifar_arrays.x_test[:1000], y_test=cifar_arrays.y_test[:1000])
-    splits = ki.data.make_pipelines(arrays, batch_size=128, train_size=5120, seed=0)
+    splits = ki.data.make_pipelines(arrays, batch_size=128, train_size=2560, seed=0)
+    # 60 steps: BatchNorm's moving statistics at momentum 0.9 (Keras's 0.99 keeps ~55% of their initial
+    # values after 60 steps, and the test accuracy would sit at chance while the model learns).
+    backbone = ki.architectures.get("resnet20", splits.num_classes, (32, 32, 3), bn_momentum=0.9)
     # A 1-epoch warm-up and a 1-epoch ramp: distillation is active for most of this short run.
-    model = ki.IntrospectiveModel(ki.architectures.resnet20(splits.num_classes), warmup_epochs=1, ramp_epochs=1)
-    model.compile(optimizer=recipes.sgd(0.05, 4, 40), metrics=["accuracy"])
-    history = model.fit(splits.train, validation_data=splits.test, epochs=4, verbose=2)
-    np.testing.assert_allclose(history.history["alpha"], [0.0, 0.5, 0.5, 0.5])
+    model = ki.IntrospectiveModel(backbone, warmup_epochs=1, ramp_epochs=1)
+    model.compile(optimizer=recipes.sgd(0.05, 3, 20), metrics=["accuracy"])
+    history = model.fit(splits.train, validation_data=splits.test, epochs=3, verbose=2)
+    np.testing.assert_allclose(history.history["alpha"], [0.0, 0.5, 0.5])
     assert history.history["val_accuracy"][-1] > 0.2  # chance: 0.1
     assert np.isfinite(history.history["distillation"]).all()
     # The soft targets carry structure from the explanations: their non-true part is far from the
