@@ -112,7 +112,7 @@ def test_two_workers_equal_each_other_and_one_process(batches, tmp_path, referen
 
 
 def test_synchronized_batchnorm_across_workers_matches_one_process_within_roundoff(batches, tmp_path):
-    """ResNet-20 with synchronized BatchNorm, 2 steps: 2 workers vs one process.
+    """ResNet-8 with synchronized BatchNorm, 2 steps: 2 workers vs one process.
 
     A BatchNorm ResNet amplifies float round-off quickly, so the 1e-3 test above
     is too strict here. The yardstick is the same single-process training with
@@ -120,22 +120,22 @@ def test_synchronized_batchnorm_across_workers_matches_one_process_within_roundo
     arithmetic. Per-worker statistics (BatchNorm not synchronized) land far
     outside it.
     """
-    env = {"KI_METHOD": "standard", "KI_BACKBONE": "resnet20_sync_bn"}
+    env = {"KI_METHOD": "standard", "KI_BACKBONE": "resnet8_sync_bn"}
     runs = {"reference": start([batches, tmp_path / "ref.npz", tmp_path / "ref", 1], env=env),
             "permuted": start([batches, tmp_path / "perm.npz", tmp_path / "perm", 1], env={**env, "KI_PERMUTE": "1"})}
     for name, proc in runs.items():
         code, err = wait(proc)
         assert code == 0, name + err[-3000:]
-    for backbone in ("resnet20_sync_bn", "resnet20"):
+    for backbone in ("resnet8_sync_bn", "resnet8"):
         (tmp_path / backbone).mkdir()
         procs = start_cluster(batches, tmp_path / backbone, tmp_path / backbone / "ckpt", 1,
                               env={**env, "KI_BACKBONE": backbone})
         for proc in procs:
             code, err = wait(proc)
             assert code == 0, err[-3000:]
-    synced = weights(tmp_path / "resnet20_sync_bn" / "worker0.npz")
-    assert_same(synced, weights(tmp_path / "resnet20_sync_bn" / "worker1.npz"))
-    per_worker = weights(tmp_path / "resnet20" / "worker0.npz")
+    synced = weights(tmp_path / "resnet8_sync_bn" / "worker0.npz")
+    assert_same(synced, weights(tmp_path / "resnet8_sync_bn" / "worker1.npz"))
+    per_worker = weights(tmp_path / "resnet8" / "worker0.npz")
     reference, permuted = weights(tmp_path / "ref.npz"), weights(tmp_path / "perm.npz")
 
     def distance(a):
