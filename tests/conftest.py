@@ -24,19 +24,6 @@ IMAGENETTE_ARCHIVE = pathlib.Path(
 
 SOFTMAX_HEADS = ("dense", "dense_tf", "layer", "lambda", "activation_fn")
 
-# The longest work first. `--dist loadgroup` (pytest.ini) hands tests and groups to the two processes in
-# collection order, so a long group collected last (test_user_backbones.py, ~8 minutes in one process) ran
-# alone at the end while the other process sat idle.
-LONGEST_FIRST = ("tests/test_user_backbones.py", "tests/test_tutorials.py::test_notebook_runs_in_quick_mode",
-                 "tests/test_multiworker.py", "tests/test_integration_")
-
-
-def pytest_collection_modifyitems(items):
-    def rank(item):
-        return next((i for i, prefix in enumerate(LONGEST_FIRST) if item.nodeid.startswith(prefix)), len(LONGEST_FIRST))
-
-    items.sort(key=rank)  # stable: the order within each rank is the files' own
-
 
 def tiny_backbone(num_classes=5, softmax=None, seed=0, batchnorm=False, input_shape=(8, 8, 3)):
     """A small Functional classifier: conv → (BN) → ReLU → features → GAP → Dense.
