@@ -84,8 +84,6 @@ def statistics(preprocessing, computed=None, channels=3):
     return mean.astype("float32"), std.astype("float32")
 
 
-__all__ = ["DEFAULT", "OWN", "as_mean_std", "family_function", "statistics"]
-
 
 def as_mean_std(normalization, channels=None):
     """`(mean, std)` from a `(mean, std)` pair or a `{"mean", "std"}` dict (None stays None).
@@ -123,3 +121,6 @@ def as_mean_std(normalization, channels=None):
     if np.any(np.asarray(std, dtype="float64") <= 0):
         raise InputError(f"normalization std {np.asarray(std).tolist()} must be > 0 in every channel.")
     return mean, std
+
+
+__all__ = ["DEFAULT", "OWN", "as_mean_std", "family_function", "statistics"]
