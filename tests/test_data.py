@@ -124,6 +124,30 @@ def test_image_folder_reads_the_shared_cifar10(cifar_arrays):
     assert (np.bincount(arrays.y_test) == 1000).all()
 
 
+def test_image_folder_decodes_every_file_as_pil_does_and_refuses_mixed_sizes(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    expected = {}
+    for split, count in (("train", 5), ("test", 3)):
+        for label, name in enumerate(("cat", "dog")):
+            (tmp_path / split / name).mkdir(parents=True)
+            for i in range(count):
+                path = tmp_path / split / name / f"{i}.png"  # lossless: pixels compare exactly
+                Image.fromarray(rng.integers(0, 256, (6, 4, 3), dtype=np.uint8)).save(path)
+                expected[np.asarray(Image.open(path)).tobytes()] = label
+    arrays = ki.data.load_arrays(str(tmp_path))
+    assert arrays.x_train.shape == (10, 6, 4, 3) and arrays.x_test.shape == (6, 6, 4, 3)
+    assert arrays.x_train.dtype == np.uint8
+    for x, y in ((arrays.x_train, arrays.y_train), (arrays.x_test, arrays.y_test)):
+        assert [expected[image.tobytes()] for image in x] == y.tolist()  # every image once, with its label
+    assert len({image.tobytes() for image in arrays.x_train}) == 10
+
+    Image.fromarray(np.zeros((5, 4, 3), np.uint8)).save(tmp_path / "test" / "dog" / "short.png")
+    with pytest.raises(InputError, match=r"test split .* has images of 2 sizes \(\[\(5, 4, 3\), \(6, 4, 3\)\]"):
+        ki.data.load_arrays(str(tmp_path))
+
+
 def test_missing_dataset_errors(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="does not exist"):
         ki.data.load_arrays(str(tmp_path / "nowhere"))

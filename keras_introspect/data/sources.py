@@ -115,6 +115,24 @@ def prepared_builder(name, data_dir=None, download=False):
     return builder
 
 
+def _decode_all(paths, batch_size=1024):
+    """All images of `paths` decoded as RGB uint8: their pixels end to end, and their shapes.
+
+    Batches of flattened images (a ragged batch: no padding when sizes differ) rather than one
+    eager step per image, which cost three times as long for CIFAR-10's 60,000 files.
+    """
+    def flat(path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return tf.reshape(image, [-1]), tf.shape(image)
+
+    pixels, shapes = [], []
+    for batch, batch_shapes in tf.data.Dataset.from_tensor_slices(paths).map(
+            flat, num_parallel_calls=tf.data.AUTOTUNE).ragged_batch(batch_size):
+        pixels.append(batch.flat_values.numpy())
+        shapes.append(batch_shapes.numpy())
+    return np.concatenate(pixels), np.concatenate(shapes)
+
+
 def image_folder(path):
     """A local ImageFolder in memory: `path/train/<class>/*` and `path/test/<class>/*`.
 
@@ -148,11 +166,8 @@ def image_folder(path):
         order = list(range(len(files.paths)))
         random.Random(split).shuffle(order)
         files = files_lib.FileList([files.paths[i] for i in order], files.labels[order])
-        decoded = tf.data.Dataset.from_tensor_slices(files.paths).map(
-            lambda p: tf.ensure_shape(tf.io.decode_image(tf.io.read_file(p), channels=3, expand_animations=False),
-                                      (None, None, 3)), num_parallel_calls=tf.data.AUTOTUNE)
         try:
-            images = [image.numpy() for image in decoded]
+            images, shapes = _decode_all(files.paths)
         except tf.errors.InvalidArgumentError:
             bad = files_lib.undecodable(files.paths)
             raise files_lib.BadImageError(
@@ -160,12 +175,12 @@ def image_folder(path):
                 "Remove them (in-memory loading cannot skip files; the streamed pipeline can: "
                 "ki.data.load(path, skip_bad_files=True))."
             ) from None
-        sizes = sorted({image.shape for image in images})
+        sizes = sorted({tuple(shape) for shape in shapes.tolist()})
         if len(sizes) > 1:
             raise InputError(f"The {split} split of {path!r} has images of {len(sizes)} sizes ({sizes[:3]}...); "
                              "in-memory loading needs one size: stream them resized with "
                              "ki.data.load(path, image_size=...).")
-        arrays[split] = (np.stack(images), files.labels.astype("int32"))
+        arrays[split] = (images.reshape((len(shapes),) + sizes[0]), files.labels.astype("int32"))
     return ArrayData(os.path.basename(os.path.normpath(path)), *arrays["train"], *arrays["test"], list(classes))
 
 
