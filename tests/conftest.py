@@ -101,6 +101,38 @@ def cifar_dir(tmp_path_factory):
     return extracted(CIFAR_ARCHIVE, "cifar10-jpeg", tmp_path_factory)
 
 
+def class_subset(source, name, per_class):
+    """A copy of the ImageFolder `source` keeping the first `per_class[split]` images (by name) of every class.
+
+    For tests that run a user's whole path (notebooks, the command line) on a folder but need not
+    evaluate on all of it. Made once beside `source`, as `extracted` makes it.
+    """
+    target = source.parent / name
+    with open(source.parent / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not target.is_dir():
+            partial = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}-", dir=source.parent))
+            for split, count in per_class.items():
+                for folder in sorted(p for p in (source / split).iterdir() if p.is_dir()):
+                    (partial / split / folder.name).mkdir(parents=True)
+                    for image in sorted(folder.iterdir())[:count]:
+                        shutil.copyfile(image, partial / split / folder.name / image.name)
+            os.replace(partial, target)
+    return target
+
+
+@pytest.fixture(scope="session")
+def cifar_small_dir(cifar_dir):
+    """CIFAR-10 with 500 training and 100 test images per class: the notebooks' quick runs evaluate 1,000 images."""
+    return class_subset(cifar_dir, "cifar10-jpeg-500-100", {"train": 500, "test": 100})
+
+
+@pytest.fixture(scope="session")
+def imagenette_small_dir(imagenette_dir):
+    """Imagenette with 200 training and 50 test photos per class."""
+    return class_subset(imagenette_dir, "imagenette-128px-200-50", {"train": 200, "test": 50})
+
+
 @pytest.fixture(scope="session")
 def cifar_arrays(cifar_dir):
     """The shared CIFAR-10 copy in memory, decoded once per session (tests must not modify it in place)."""

@@ -87,10 +87,11 @@ def test_committed_outputs_come_from_a_showcase_run_that_learned(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_quick_mode(path, cifar_dir, imagenette_dir, tmp_path, monkeypatch):
+def test_notebook_runs_in_quick_mode(path, cifar_small_dir, imagenette_small_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_INTROSPECT_MODE", "quick")
-    monkeypatch.setenv("KERAS_INTROSPECT_CIFAR10", str(cifar_dir))
-    monkeypatch.setenv("KERAS_INTROSPECT_IMAGENETTE", str(imagenette_dir))
+    # Folders a user could give: the quick runs evaluate on 1,000 CIFAR-10 / 500 Imagenette test images, not all.
+    monkeypatch.setenv("KERAS_INTROSPECT_CIFAR10", str(cifar_small_dir))
+    monkeypatch.setenv("KERAS_INTROSPECT_IMAGENETTE", str(imagenette_small_dir))
     monkeypatch.setenv("KERAS_INTROSPECT_BACKUPS", str(tmp_path / "backups"))
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     bin_dir = os.path.dirname(sys.executable)
