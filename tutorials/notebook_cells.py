@@ -162,8 +162,9 @@ for label, row in zip(y, q):
 {results:answer}
 
 That paragraph is generated from the committed benchmark records by `benchmarks/answer.py`, so it
-stays true as records land: several seeds per method, one recipe for all, and a difference called
-only when the mean paired difference is beyond two standard errors. One run like the one above says
+stays true as records land: several seeds per method, one recipe for all, and differences paired by
+seed — on the fair test a paired t-test over five seeds (p < 0.05), on the earlier protocols a mean
+paired difference beyond two standard errors. One run like the one above says
 nothing about a difference of a point — seeds alone move CIFAR-10 subsets by about a point. Notebook 05
 shows the tables behind the answer and how to run such a comparison; `docs/method.md` reads them."""),
     ("md", """## Save, reload, continue
