@@ -190,16 +190,16 @@ def test_markdown_table_values_and_timing_columns():
             if line.startswith("| ") and "configuration" not in line}
     # il: mean 62.00, std of (63, 61) = 1.41, standard error 1.41/√2 = 1.00; paired Δ (+3, -1) → +1.00,
     # std 2.83, standard error 2.00; step 300 ms = 3.00×
-    assert rows["il"][3:6] == ["62.00 ± 1.00", "+1.00 ± 2.00", "63.00 ± 1.00"]
-    assert rows["il"][6:] == ["2.0", "300", "3.00× |"]
+    assert rows["il"][3:5] == ["62.00 ± 1.00", "+1.00 ± 2.00"]
+    assert rows["il"][5:] == ["2.0", "300", "3.00× |"]  # no best-over-epochs column (63.00 here)
     untimed = report.markdown_table(records, timing=False)
     assert "step (ms)" not in untimed and "minutes/run" not in untimed and "ECE" not in untimed
-    assert all(line.count(" | ") == 5 for line in untimed.splitlines() if line.startswith("| "))
+    assert all(line.count(" | ") == 4 for line in untimed.splitlines() if line.startswith("| "))
     for r, ece in zip(records, (0.05, 0.07, 0.02, 0.03)):
         r["ece"] = ece
     rows = {line.split(" | ")[0][2:]: line.split(" | ") for line in report.markdown_table(records, timing=False)
             .splitlines() if line.startswith("| ") and "configuration" not in line}
-    assert rows["il"][6] == "2.50 ± 0.50 |" and rows["standard"][6] == "6.00 ± 1.00 |"
+    assert rows["il"][5] == "2.50 ± 0.50 |" and rows["standard"][5] == "6.00 ± 1.00 |"
 
 
 def test_verdict_picks_by_paired_gain_and_needs_three_seeds_and_two_standard_errors():
@@ -238,6 +238,7 @@ def test_verdict_picks_by_paired_gain_and_needs_three_seeds_and_two_standard_err
                                         commit="c", date="d", command="x", machine="m", tensorflow="t", keras="k")
                                    for rs in configs.values() for r in rs], timing=False)
     assert "Verdict" not in plain and "Regime:" not in plain  # the package's table holds numbers only
+    assert "best" not in plain  # no best-over-epochs accuracy (issue 28), though the records carry one
     assert VERDICT.qualification({"standard": configs["standard"], "il_a": configs["il_a"]}) is None
     assert VERDICT.verdict({"standard": configs["standard"]}) is None
     assert VERDICT.verdict({"il_a": configs["il_a"]}) is None
@@ -582,8 +583,8 @@ def test_table_cells_are_mean_and_standard_error_and_name_the_defaults_a_row_ran
                                              ("ls", "standard", {"label_smoothing": 0.1}, 0, 0.69, "ccc")]]
     table = report.markdown_table(rows, timing=False)
     # 70 and 74: mean 72, sample std 2.83, standard error 2.00
-    assert "| standard | — | 0,1 | 72.00 ± 2.00 | +0.00 ± 0.00 | 72.00 ± 2.00 |" in table
-    assert "| il | defaults at bbb | 0 | 71.00 (1 seed) | +1.00 (seed 0) | 71.00 (1 seed) |" in table
+    assert "| standard | — | 0,1 | 72.00 ± 2.00 | +0.00 ± 0.00 |\n" in table
+    assert "| il | defaults at bbb | 0 | 71.00 (1 seed) | +1.00 (seed 0) |\n" in table
     assert "| ls | label_smoothing=0.1 | 0 | 69.00 (1 seed) | -1.00 (seed 0) |" in table
 
 

@@ -126,16 +126,16 @@ def markdown_table(records, timing=True, readings=None):
         base_step = _median_step(base or [])
         # Expected calibration error (15 bins), for regimes whose records carry it.
         calibration = any("ece" in r for rs in configs.values() for r in rs)
-        columns = ["configuration", "options", "seeds", "final acc. (%)", "Δ vs standard, paired by seed (pts)",
-                   "best acc. (%)"] + (["ECE (%)"] if calibration else []) + \
+        # No best-over-epochs accuracy: picking the epoch on the scored split would be a choice made on it.
+        columns = ["configuration", "options", "seeds", "final acc. (%)", "Δ vs standard, paired by seed (pts)"] + \
+                  (["ECE (%)"] if calibration else []) + \
                   (["minutes/run", "step (ms)", "step / standard"] if timing else [])
         lines += [f"**{name}**", "", "Each cell: mean ± standard error over the row's seeds; Δ pairs each seed with "
                   "standard training's run on the same seed.", "",
                   "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
         for config, rs in configs.items():
             cells = [config, options_text(rs), ",".join(str(r["seed"]) for r in rs),
-                     mean_se([r["final_accuracy"] for r in rs]), paired_delta(rs, base),
-                     mean_se([r["best_accuracy"] for r in rs])]
+                     mean_se([r["final_accuracy"] for r in rs]), paired_delta(rs, base)]
             if calibration:
                 eces = [r["ece"] for r in rs if "ece" in r]
                 cells.append(mean_se(eces) if eces else "—")
@@ -161,7 +161,7 @@ def markdown_table(records, timing=True, readings=None):
 
 
 def write_csv(records, path):
-    keys = ["config", "method", "seed", "final_accuracy", "best_accuracy", "ece", "wall_seconds", "train_seconds",
+    keys = ["config", "method", "seed", "final_accuracy", "ece", "wall_seconds", "train_seconds",
             "step_seconds", "arch", "train_size", "epochs", "batch_size", "lr", "augment", "commit", "date", "machine"]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
