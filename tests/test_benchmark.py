@@ -1,6 +1,8 @@
 """`keras-introspect benchmark --protocol quick`: every method end to end (the CI smoke test)."""
 
 import json
+import pathlib
+import re
 
 import numpy as np
 
@@ -571,6 +573,19 @@ def test_the_committed_tables_regenerate_byte_identical_from_the_committed_recor
     records = report.load(f"benchmarks/results/{name}.jsonl")
     committed = open(f"benchmarks/results/{name}/results.md").read()
     assert report.markdown_table(records, timing=False, readings=VERDICT.readings) + "\n" == committed
+
+
+def test_every_quoted_table_is_its_committed_results_file():
+    """A `<!-- results:NAME -->` block in the docs is `benchmarks/results/NAME/results.md`, not an older copy
+    (docs/method.md once kept the long protocol's table in a retired format)."""
+    quoted = {}
+    for doc in ["README.md", *sorted(map(str, pathlib.Path("docs").glob("*.md")))]:
+        for match in re.finditer(r"<!-- results:(\w+):begin -->\n(.*?)\n<!-- results:\1:end -->", open(doc).read(), re.S):
+            table = pathlib.Path(f"benchmarks/results/{match.group(1)}/results.md")
+            if table.exists():
+                quoted[doc, match.group(1)] = match.group(2) == table.read_text().rstrip("\n")
+    assert {name for _, name in quoted} >= {"formulation_sweep", "long_protocol", "fair_protocol"}
+    assert all(quoted.values()), [key for key, same in quoted.items() if not same]
 
 
 def test_table_cells_are_mean_and_standard_error_and_name_the_defaults_a_row_ran_with():
