@@ -80,18 +80,28 @@ def extracted(archive, folder, tmp_path_factory):
         pytest.skip(f"Archive not found at {archive}")
     cache = os.environ.get("KERAS_INTROSPECT_CACHE")
     root = pathlib.Path(cache) if cache else tmp_path_factory.mktemp(folder)
-    target = root / folder
     root.mkdir(parents=True, exist_ok=True)
-    # Test processes running side by side (pytest -n) share the cache: one extracts, into a temporary
-    # folder renamed into place when complete, while the others wait on the lock.
-    with open(root / f".{folder}.lock", "w") as lock:
+
+    def extract(partial):
+        with tarfile.open(archive) as tar:
+            tar.extractall(partial, filter="data")
+        return partial / folder
+
+    return made_once(root / folder, extract)
+
+
+def made_once(target, make):
+    """`target`, made by `make(partial)` unless it exists; `make` returns the folder renamed to `target`.
+
+    Test processes running side by side (pytest -n) share the cache: one makes it, in a temporary
+    folder renamed into place when complete, while the others wait on the lock.
+    """
+    with open(target.parent / f".{target.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not target.is_dir():
-            partial = pathlib.Path(tempfile.mkdtemp(prefix=f".{folder}-", dir=root))
-            with tarfile.open(archive) as tar:
-                tar.extractall(partial, filter="data")
-            os.replace(partial / folder, target)
-            shutil.rmtree(partial)
+            partial = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+            os.replace(make(partial), target)
+            shutil.rmtree(partial, ignore_errors=True)  # what is left of it, if `make` renamed a folder inside
     return target
 
 
@@ -105,20 +115,17 @@ def class_subset(source, name, per_class):
     """A copy of the ImageFolder `source` keeping the first `per_class[split]` images (by name) of every class.
 
     For tests that run a user's whole path (notebooks, the command line) on a folder but need not
-    evaluate on all of it. Made once beside `source`, as `extracted` makes it.
+    evaluate on all of it. Made once, beside `source`.
     """
-    target = source.parent / name
-    with open(source.parent / f".{name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if not target.is_dir():
-            partial = pathlib.Path(tempfile.mkdtemp(prefix=f".{name}-", dir=source.parent))
-            for split, count in per_class.items():
-                for folder in sorted(p for p in (source / split).iterdir() if p.is_dir()):
-                    (partial / split / folder.name).mkdir(parents=True)
-                    for image in sorted(folder.iterdir())[:count]:
-                        shutil.copyfile(image, partial / split / folder.name / image.name)
-            os.replace(partial, target)
-    return target
+    def copy(partial):
+        for split, count in per_class.items():
+            for folder in sorted(p for p in (source / split).iterdir() if p.is_dir()):
+                (partial / split / folder.name).mkdir(parents=True)
+                for image in sorted(folder.iterdir())[:count]:
+                    shutil.copyfile(image, partial / split / folder.name / image.name)
+        return partial
+
+    return made_once(source.parent / name, copy)
 
 
 @pytest.fixture(scope="session")

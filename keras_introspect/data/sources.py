@@ -119,7 +119,7 @@ def _decode_all(paths, batch_size=1024):
     """All images of `paths` decoded as RGB uint8: their pixels end to end, and their shapes.
 
     Batches of flattened images (a ragged batch: no padding when sizes differ) rather than one
-    eager step per image, which cost three times as long for CIFAR-10's 60,000 files.
+    eager step per image, which took three times as long for CIFAR-10's 50,000 training files.
     """
     def flat(path):
         image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
