@@ -36,23 +36,15 @@ def fair_sentence(records, seeds=fair_report.VERDICT_SEEDS):
         `(sentence, outcome)`: outcome "ahead", "behind" or "level" once the paired t-test can be
         computed (`fair_report.plain` words it), else None.
     """
-    tested = [r for r in records if r["seed"] in seeds]
-    base = [r for r in tested if r["config"] == fair_report.BASELINE]
-    il = {}
-    for r in tested:
-        if verdict.role(r) == "il":
-            il.setdefault(r["config"], []).append(r)
-    if not base or not il:
+    sentences, comparison = fair_report.readings(records, seeds)
+    if comparison is None:
         return (f"The fair test (issue 28: every choice on a validation split, the verdict on the test split over "
                 f"seeds {', '.join(map(str, seeds))} with a paired t-test) is under way, its choices still being made on "
                 "validation. Until it reports, the answer rests on the "
                 "earlier protocols, whose settings were picked on the test split, which flatters IL."), None
-    config = max(il, key=len)  # phase 3 runs the one form chosen on validation
-    comparison = fair_report.paired({r["seed"]: r["test_accuracy"] for r in il[config]},
-                                    {r["seed"]: r["test_accuracy"] for r in base})
-    return (f"On the fair test (CIFAR-10, ResNet-20; IL's form {config} chosen on a validation split, scored on "
-            f"the test split), IL is {fair_report.plain(comparison, 'standard training')}. For comparison, the "
-            "earlier protocols, whose settings were picked on the test split:"), fair_report.outcome(comparison)
+    return (f"On the fair test (CIFAR-10, ResNet-20, every choice on a validation split, scored on the test split): "
+            + " ".join(sentences) + " For comparison, the earlier protocols, whose settings were picked on the test "
+            "split:"), fair_report.outcome(comparison)
 
 
 def earlier_sentences(directory=RESULTS):

@@ -26,6 +26,7 @@ import statistics
 from scipy import stats
 
 from keras_introspect.benchmark import report
+from verdict import role  # benchmarks/, beside this script
 
 SELECTION_SEEDS = (0, 1)
 VERDICT_SEEDS = (2, 3, 4, 5, 6)
@@ -90,9 +91,16 @@ def outcome(comparison):
     return "ahead" if comparison["mean"] > 0 else "behind"
 
 
-def plain(comparison, against):
+def plain(comparison, against, words=("ahead of", "behind")):
     """`paired`'s result in words, judged by its t-test, e.g. "behind standard training: -0.40 ± 0.10 points
-    (mean ± standard error over 5 seeds; paired t = -4.00, p = 0.016)"."""
+    (mean ± standard error over 5 seeds; paired t = -4.00, p = 0.016)".
+
+    Args:
+        comparison: `paired`'s result, in fractions (printed as points).
+        against: what was compared against, in words.
+        words: how a positive and a negative difference read; ("higher than", "lower than") for an
+            error such as ECE, where "ahead" would say the wrong thing.
+    """
     n, result = comparison["n"], outcome(comparison)
     if n == 0:
         return f"never run on the same seeds as {against}"
@@ -102,7 +110,51 @@ def plain(comparison, against):
             f"seeds; paired t = {comparison['t']:.2f}, p = {comparison['p']:.3f}")
     if result == "level":
         return f"level with {against}: {size}, no difference at the {LEVEL:.0%} level)"
-    return f"{'ahead of' if result == 'ahead' else 'behind'} {against}: {size})"
+    return f"{words[0] if result == 'ahead' else words[1]} {against}: {size})"
+
+
+# How the verdict's configurations read in a sentence; others by their configuration name.
+NAMES = {"standard": "standard training", "label_smoothing": "label smoothing", "pskd": "PS-KD", "kd": "teacher KD"}
+
+
+def il_config(runs):
+    """The IL configuration of the verdict in `by_config`'s runs: the one form chosen on validation, which
+    phase 3 runs on every verdict seed (the IL configuration with the most seeds), or None."""
+    forms = [c for c, seeded in runs.items() if role(next(iter(seeded.values()))) == "il"]
+    return max(forms, key=lambda c: len(runs[c]), default=None)
+
+
+def readings(records, seeds=VERDICT_SEEDS):
+    """What the verdict's test seeds show, in sentences, each judged by the paired t-test.
+
+    Returns:
+        `(sentences, comparison)`: IL's chosen form against standard training and each other
+        configuration on the verdict seeds, then its test ECE against standard training's before and
+        after temperature scaling; `comparison` is `paired`'s result of IL against standard training.
+        `([], None)` until standard training and IL have both run on a verdict seed.
+    """
+    runs = by_config(records, seeds)
+    il = il_config(runs)
+    if BASELINE not in runs or il is None:
+        return [], None
+
+    def of(config, key):
+        return {s: r[key] for s, r in runs[config].items()}
+
+    against_base = paired(of(il, "test_accuracy"), of(BASELINE, "test_accuracy"))
+    others = [c for c in runs if c not in (BASELINE, il)]
+    sentences = [f"IL (its form {il}, chosen on validation) is {plain(against_base, NAMES[BASELINE])}"
+                 + "".join(f"; {plain(paired(of(il, 'test_accuracy'), of(c, 'test_accuracy')), NAMES.get(c, c))}"
+                           for c in others) + "."]
+    ece = {key: paired(of(il, key), of(BASELINE, key)) for key in ("test_ece", "test_ece_scaled")}
+    mean = {key: {c: 100 * statistics.mean(of(c, key).values()) for c in (il, BASELINE)} for key in ece}
+    lower = ("higher than", "lower than")
+    sentences.append(
+        f"Its test ECE is {mean['test_ece'][il]:.2f}% against standard training's {mean['test_ece'][BASELINE]:.2f}% "
+        f"({plain(ece['test_ece'], 'it', lower)}); after temperature scaling fitted on validation, the anchor "
+        f"practitioners use, {mean['test_ece_scaled'][il]:.2f}% against {mean['test_ece_scaled'][BASELINE]:.2f}% "
+        f"({plain(ece['test_ece_scaled'], 'it', lower)}).")
+    return sentences, against_base
 
 
 def options_text(record):
@@ -154,7 +206,9 @@ def provenance(records):
 
 
 def markdown(records):
-    return "\n\n".join([selection_table(records), verdict_table(records), provenance(records)])
+    sentences, _ = readings(records)
+    reading = ["Reading — test split, verdict seeds: " + " ".join(sentences)] if sentences else []
+    return "\n\n".join([selection_table(records), verdict_table(records)] + reading + [provenance(records)])
 
 
 def main(argv=None):

@@ -635,7 +635,8 @@ def test_the_fair_answer_waits_for_its_test_seeds_then_gives_t_and_p():
     assert "is under way, its choices still being made on validation" in text and outcome is None
 
     def tested(pairs):
-        return [{"config": c, "method": m, "options": {}, "seed": seed, "test_accuracy": a}
+        return [{"config": c, "method": m, "options": {}, "seed": seed, "test_accuracy": a, "test_ece": 0.03,
+                 "test_ece_scaled": 0.02}
                 for seed, (b, i) in zip((2, 3, 4, 5, 6), pairs)
                 for c, m, a in (("standard", "standard", b), ("il_default", "il", i))]
 
@@ -645,18 +646,51 @@ def test_the_fair_answer_waits_for_its_test_seeds_then_gives_t_and_p():
     text, outcome = answer.fair_sentence(pilot + tested(ahead))
     t = stats.ttest_rel([i for _, i in ahead], [b for b, _ in ahead])
     assert outcome == "ahead" and t.pvalue < 0.05
-    assert (f"IL is ahead of standard training: +1.00 ± 0.16 points (mean ± standard error over 5 seeds; "
-            f"paired t = {t.statistic:.2f}, p = {t.pvalue:.3f})") in text
+    assert (f"IL (its form il_default, chosen on validation) is ahead of standard training: +1.00 ± 0.16 points "
+            f"(mean ± standard error over 5 seeds; paired t = {t.statistic:.2f}, p = {t.pvalue:.3f})") in text
     # A mean gain the t-test cannot tell from noise is "level", whatever its sign.
     noisy = [(0.70, 0.72), (0.72, 0.71), (0.71, 0.73), (0.69, 0.68), (0.73, 0.74)]
     text, outcome = answer.fair_sentence(pilot + tested(noisy))
     assert outcome == "level" and stats.ttest_rel([i for _, i in noisy], [b for b, _ in noisy]).pvalue >= 0.05
-    assert "IL is level with standard training: +0.60 ± " in text and "no difference at the 5% level" in text
+    assert "is level with standard training: +0.60 ± " in text and "no difference at the 5% level" in text
     behind = [(b, i - 0.03) for b, i in ahead]
     assert answer.fair_sentence(pilot + tested(behind))[1] == "behind"
     assert answer.FAIR_OPENER["behind"].startswith("No")
     text, outcome = answer.fair_sentence(pilot + tested(ahead[:1]))
     assert outcome is None and "not yet measured on enough seeds against standard training (+1.00 points, n = 1)" in text
+
+
+def test_the_fair_reading_compares_il_with_every_rival_and_its_ece_with_and_without_temperature_scaling():
+    fair_report = load_script("fair_report")
+
+    def runs(config, method, accuracies, ece, scaled, options=None):
+        return [{"config": config, "method": method, "options": options or {}, "seed": seed, "test_accuracy": a,
+                 "test_ece": e, "test_ece_scaled": s}
+                for seed, a, e, s in zip((2, 3, 4), accuracies, ece, scaled)]
+
+    records = (runs("standard", "standard", [0.70, 0.72, 0.71], [0.05, 0.06, 0.07], [0.02, 0.02, 0.03])
+               # a second IL form on one seed only: the verdict's form is the one on every seed
+               + runs("il_other", "il", [0.99], [0.0], [0.0])
+               + runs("il_default", "il", [0.69, 0.71, 0.70], [0.02, 0.02, 0.02], [0.021, 0.031, 0.041])
+               + runs("label_smoothing", "label_smoothing", [0.70, 0.70, 0.71], [0.04, 0.04, 0.04],
+                      [0.02, 0.02, 0.02]))
+    sentences, comparison = fair_report.readings(records)
+    assert comparison["n"] == 3 and comparison["mean"] == pytest.approx(-0.01)
+    # IL − standard: -1, -1, -1 points: no spread, so no t-test; against label smoothing: -1, +1, -1
+    assert sentences[0] == ("IL (its form il_default, chosen on validation) is not yet measured on enough seeds "
+                            "against standard training (-1.00 points, n = 3); not yet measured on enough seeds "
+                            "against il_other (-30.00 points, n = 1); level with label smoothing: -0.33 ± 0.67 points "
+                            "(mean ± standard error over 3 seeds; paired t = -0.50, p = 0.667, no difference at the "
+                            "5% level).")
+    # ECE: IL − standard -3, -4, -5 points: lower (t = -6.93, p = 0.020); scaled +0.1, +1.1, +1.1: level
+    from scipy import stats
+
+    raw = stats.ttest_rel([0.02] * 3, [0.05, 0.06, 0.07])
+    assert sentences[1].startswith("Its test ECE is 2.00% against standard training's 6.00% (lower than it: "
+                                   f"-4.00 ± 0.58 points (mean ± standard error over 3 seeds; paired t = "
+                                   f"{raw.statistic:.2f}, p = {raw.pvalue:.3f})); after temperature scaling fitted on "
+                                   "validation, the anchor practitioners use, 3.10% against 2.33% (level with it:")
+    assert fair_report.readings(records[:3]) == ([], None)  # no IL on a verdict seed yet
 
 
 def test_the_readme_answer_is_todays_paragraph():

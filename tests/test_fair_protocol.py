@@ -181,7 +181,7 @@ def test_fair_report_scores_the_verdict_on_test_and_the_selection_on_validation(
     fair_report = load_script("fair_report")
 
     def record(config, seed, val, test):
-        return {"config": config, "seed": seed, "options": {}, "val_accuracy": val, "val_ece": 0.05,
+        return {"config": config, "method": config, "seed": seed, "options": {}, "val_accuracy": val, "val_ece": 0.05,
                 "test_accuracy": test, "test_ece": 0.04, "test_ece_scaled": 0.02, "temperature": 1.5,
                 "commit": "abc", "date": "2026-12-06", "machine": "m"}
 
@@ -192,3 +192,4 @@ def test_fair_report_scores_the_verdict_on_test_and_the_selection_on_validation(
     assert "| il | — | 2 | 90.00 ± 0.00 | +40.00 (n = 2) |" in selection  # validation numbers only
     assert "| il | 5 | 70.00 ± 0.00 | +10.00 (n = 5) |" in verdict  # test numbers only
     assert "best" not in text.lower()
+    assert "Reading — test split, verdict seeds: IL (its form il, chosen on validation) is " in verdict
