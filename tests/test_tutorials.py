@@ -102,3 +102,19 @@ def test_notebook_runs_in_quick_mode(path, cifar_small_dir, imagenette_small_dir
     errors = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs if o.output_type == "error"]
     assert not errors
     assert "Mode: quick" in outputs_text(nb)
+
+
+def test_a_run_time_lands_beside_the_times_another_run_wrote_meanwhile(tmp_path):
+    import json
+
+    sys.path.insert(0, str(TUTORIALS))
+    from make_notebooks import record_time  # noqa: E402
+
+    path = tmp_path / "run_times.json"
+    # another run wrote b's time after this run started; writing this run's own must keep it
+    path.write_text(json.dumps({"a.ipynb": {"quick": {"seconds": 1.0}}, "b.ipynb": {"showcase": {"seconds": 2.0}}}))
+    times = record_time("a.ipynb", "showcase", {"seconds": 3.0}, path=path)
+    expected = {"a.ipynb": {"quick": {"seconds": 1.0}, "showcase": {"seconds": 3.0}},
+                "b.ipynb": {"showcase": {"seconds": 2.0}}}
+    assert times == expected and json.loads(path.read_text()) == expected
+    assert not (tmp_path / "run_times.json.tmp").exists()

@@ -106,6 +106,24 @@ def execute(nb, workdir, env, timeout=3600):
     return nb
 
 
+def record_time(name, mode, entry, path=TIMES):
+    """Add one run's time to the times file and return all of them.
+
+    The file is read again under a lock at the moment of writing, and replaced whole, so two
+    `make_notebooks.py` runs at once (one per notebook, say) each keep the other's times.
+    """
+    import fcntl
+
+    with open(f"{path}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        times = json.loads(path.read_text()) if path.exists() else {}
+        times.setdefault(name, {})[mode] = entry
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(times, indent=2) + "\n")
+        temporary.replace(path)
+    return times
+
+
 def refresh_markdown(path, cells, times):
     """Rewrite the Markdown cells of the notebook at `path` from `cells`, keeping code and outputs."""
     nb = nbformat.read(path, as_version=4)
@@ -154,9 +172,8 @@ def main(argv=None):
                                   "KERAS_INTROSPECT_BACKUPS": os.path.join(workdir, "backups")})
             seconds = time.time() - start
         origin = provenance()
-        times.setdefault(name, {})[args.mode] = {"seconds": round(seconds, 1), "date": origin["date"][:10],
-                                                 "commit": origin["commit"], "machine": origin["machine"]}
-        TIMES.write_text(json.dumps(times, indent=2) + "\n")
+        times = record_time(name, args.mode, {"seconds": round(seconds, 1), "date": origin["date"][:10],
+                                              "commit": origin["commit"], "machine": origin["machine"]})
         # The first cell now states this run's time too; the outputs are the run's.
         fresh = build(name, cells, times)
         for cell, new in zip(nb.cells, fresh.cells):
