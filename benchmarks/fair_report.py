@@ -202,7 +202,8 @@ def provenance(records):
     machines = sorted({r["machine"] for r in records})
     return (f"{len(records)} run{'' if len(records) == 1 else 's'} of `bash benchmarks/run_fair_protocol.sh` (benchmarks/formulation_sweep.py "
             f"--protocol fair), commits {', '.join(commits)}, {'; '.join(machines)}, {dates[0]} – {dates[-1]}; "
-            "records: benchmarks/results/fair_protocol.jsonl, log: benchmarks/results/fair_protocol.log.")
+            "records: benchmarks/results/fair_protocol.jsonl, logs: benchmarks/results/fair_protocol.log (phases 1–2), "
+            "fair_protocol.lane0.log and fair_protocol.lane1.log (phases 3–4, two lanes, one per core).")
 
 
 def markdown(records):
