@@ -193,3 +193,64 @@ def test_fair_report_scores_the_verdict_on_test_and_the_selection_on_validation(
     assert "| il | 5 | 70.00 ± 0.00 | +10.00 (n = 5) |" in verdict  # test numbers only
     assert "best" not in text.lower()
     assert "Reading — test split, verdict seeds: IL (its form il, chosen on validation) is " in verdict
+
+
+def run_lanes(tmp_path, lane):
+    """The sweeps `run_fair_protocol.sh` would start for phases 3-4 in `lane`, each as its argument list; a
+    stand-in `python` on PATH answers fair_select with a form and records every other call."""
+    import os
+    import subprocess
+
+    calls = tmp_path / f"calls-{lane.replace('/', '-')}"
+    stand_in = tmp_path / "bin" / "python"
+    stand_in.parent.mkdir(exist_ok=True)
+    stand_in.write_text(f'#!/bin/sh\ncase "$1" in *fair_select.py) echo il_default ;; '
+                        f'*) echo "$@" >> {calls} ;; esac\n')
+    stand_in.chmod(0o755)
+    env = {**os.environ, "PATH": f"{stand_in.parent}:{os.environ['PATH']}", "FAIR_LANE": lane}
+    subprocess.run(["bash", "benchmarks/run_fair_protocol.sh", "DATA", "3", "4"], env=env, check=True,
+                   capture_output=True, text=True)
+    return [line.split() for line in calls.read_text().splitlines()]
+
+
+def sweep_runs(call):
+    """The (seed, configuration) pairs one formulation_sweep call runs."""
+    seeds = call[call.index("--seeds") + 1:call.index("--configs")]
+    after = call[call.index("--configs") + 1:]
+    configs = after[:after.index("--teacher")] if "--teacher" in after else after
+    return {(int(s), c) for s in seeds for c in configs}
+
+
+def test_two_lanes_share_the_verdict_runs_without_overlap_and_one_lane_runs_them_all(tmp_path):
+    verdict = {(s, c) for s in range(2, 7) for c in ("standard", "label_smoothing", "pskd", "il_default", "kd")}
+    lanes = [[pair for call in run_lanes(tmp_path, f"{i}/2") for pair in sweep_runs(call)] for i in (0, 1)]
+    assert set(lanes[0]) | set(lanes[1]) == verdict and not set(lanes[0]) & set(lanes[1])
+    assert sorted(map(len, lanes)) == [12, 13]  # 25 runs, split evenly
+    assert lanes[0][:2] == [(2, "standard"), (2, "pskd")]  # seed-major, every other run
+    whole = run_lanes(tmp_path, "0/1")
+    assert len(whole) == 2 and set().union(*map(sweep_runs, whole)) == verdict  # one sweep a phase
+    assert all("--teacher" in call for call in run_lanes(tmp_path, "1/2") if sweep_runs(call) <= {
+        (s, "kd") for s in range(2, 7)})
+
+
+@pytest.mark.parametrize("lane", ["2/2", "1", "a/2", "0/0"])
+def test_a_lane_outside_its_count_is_refused(tmp_path, lane):
+    import os
+    import subprocess
+
+    result = subprocess.run(["bash", "benchmarks/run_fair_protocol.sh", "DATA", "3"], capture_output=True,
+                            text=True, env={**os.environ, "FAIR_LANE": lane})
+    assert result.returncode == 2 and "FAIR_LANE must be i/n" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [(["--lanes", "0"], "--lanes must be between 1 and"),
+                                           (["--lanes", "100000"], "--lanes must be between 1 and"),
+                                           (["--epochs", "1"], "the first epoch traces"),
+                                           (["--out", "EXISTING"], "refusing to overwrite")])
+def test_core_lanes_refuses_what_it_cannot_measure_before_measuring(tmp_path, capsys, args, message):
+    existing = tmp_path / "earlier.json"
+    existing.write_text("{}")
+    core_lanes = load_script("core_lanes")
+    with pytest.raises(SystemExit):
+        core_lanes.main([str(existing) if a == "EXISTING" else a for a in args])
+    assert message in capsys.readouterr().err and existing.read_text() == "{}"
