@@ -74,8 +74,24 @@ def delta_text(comparison):
     text = f"{100 * comparison['mean']:+.2f}"
     if comparison["t"] is None:
         return text + f" (n = {comparison['n']})"
-    return text + f" ± {100 * comparison['se']:.2f} (t = {comparison['t']:.2f}, p = {comparison['p']:.3f}, " \
+    return text + f" ± {100 * comparison['se']:.2f} (t = {comparison['t']:.2f}, {p_text(comparison['p'])}, " \
                   f"n = {comparison['n']})"
+
+
+def p_text(p):
+    """A p value as a reader should see it: three decimals, and no "p = 0.000"."""
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def brief(comparison):
+    """`paired`'s numbers in a parenthesis, for a comparison whose words come before it, e.g.
+    "(-0.33 ± 0.16, t = -1.99, p = 0.118, n = 5)"."""
+    if comparison["n"] == 0:
+        return "(never on the same seeds)"
+    if comparison["t"] is None:
+        return f"({100 * comparison['mean']:+.2f}, n = {comparison['n']}, too few seeds for a test)"
+    return (f"({100 * comparison['mean']:+.2f} ± {100 * comparison['se']:.2f}, t = {comparison['t']:.2f}, "
+            f"{p_text(comparison['p'])}, n = {comparison['n']})")
 
 
 # The two-sided level at which the fair test calls a paired difference (issue 28).
@@ -91,15 +107,13 @@ def outcome(comparison):
     return "ahead" if comparison["mean"] > 0 else "behind"
 
 
-def plain(comparison, against, words=("ahead of", "behind")):
+def plain(comparison, against):
     """`paired`'s result in words, judged by its t-test, e.g. "behind standard training: -0.40 ± 0.10 points
     (mean ± standard error over 5 seeds; paired t = -4.00, p = 0.016)".
 
     Args:
         comparison: `paired`'s result, in fractions (printed as points).
         against: what was compared against, in words.
-        words: how a positive and a negative difference read; ("higher than", "lower than") for an
-            error such as ECE, where "ahead" would say the wrong thing.
     """
     n, result = comparison["n"], outcome(comparison)
     if n == 0:
@@ -107,14 +121,17 @@ def plain(comparison, against, words=("ahead of", "behind")):
     if result is None:
         return f"not yet measured on enough seeds against {against} ({100 * comparison['mean']:+.2f} points, n = {n})"
     size = (f"{100 * comparison['mean']:+.2f} ± {100 * comparison['se']:.2f} points (mean ± standard error over {n} "
-            f"seeds; paired t = {comparison['t']:.2f}, p = {comparison['p']:.3f}")
+            f"seeds; paired t = {comparison['t']:.2f}, {p_text(comparison['p'])}")
     if result == "level":
         return f"level with {against}: {size}, no difference at the {LEVEL:.0%} level)"
-    return f"{words[0] if result == 'ahead' else words[1]} {against}: {size})"
+    return f"{'ahead of' if result == 'ahead' else 'behind'} {against}: {size})"
 
 
 # How the verdict's configurations read in a sentence; others by their configuration name.
 NAMES = {"standard": "standard training", "label_smoothing": "label smoothing", "pskd": "PS-KD", "kd": "teacher KD"}
+# `outcome` in words: of accuracy against a rival, and of an error (ECE), where lower is better.
+RIVAL_WORDS = {"ahead": "ahead of", "behind": "behind", "level": "level with", None: "not yet tested against"}
+ERROR_WORDS = {"ahead": "higher", "behind": "lower", "level": "level", None: "not yet tested"}
 
 
 def il_config(runs):
@@ -142,18 +159,20 @@ def readings(records, seeds=VERDICT_SEEDS):
         return {s: r[key] for s, r in runs[config].items()}
 
     against_base = paired(of(il, "test_accuracy"), of(BASELINE, "test_accuracy"))
-    others = [c for c in runs if c not in (BASELINE, il)]
-    sentences = [f"IL (its form {il}, chosen on validation) is {plain(against_base, NAMES[BASELINE])}"
-                 + "".join(f"; {plain(paired(of(il, 'test_accuracy'), of(c, 'test_accuracy')), NAMES.get(c, c))}"
-                           for c in others) + "."]
+    sentences = [f"IL (its form {il}, chosen on validation) is {plain(against_base, NAMES[BASELINE])}."]
+    rivals = [c for c in runs if c not in (BASELINE, il)]
+    if rivals:
+        against = {c: paired(of(il, "test_accuracy"), of(c, "test_accuracy")) for c in rivals}
+        sentences.append("Against the others, paired the same way (points): " + ", ".join(
+            f"{RIVAL_WORDS[outcome(against[c])]} {NAMES.get(c, c)} {brief(against[c])}" for c in rivals) + ".")
     ece = {key: paired(of(il, key), of(BASELINE, key)) for key in ("test_ece", "test_ece_scaled")}
     mean = {key: {c: 100 * statistics.mean(of(c, key).values()) for c in (il, BASELINE)} for key in ece}
-    lower = ("higher than", "lower than")
     sentences.append(
-        f"Its test ECE is {mean['test_ece'][il]:.2f}% against standard training's {mean['test_ece'][BASELINE]:.2f}% "
-        f"({plain(ece['test_ece'], 'it', lower)}); after temperature scaling fitted on validation, the anchor "
-        f"practitioners use, {mean['test_ece_scaled'][il]:.2f}% against {mean['test_ece_scaled'][BASELINE]:.2f}% "
-        f"({plain(ece['test_ece_scaled'], 'it', lower)}).")
+        f"Its test ECE is {mean['test_ece'][il]:.2f}% against standard training's {mean['test_ece'][BASELINE]:.2f}%, "
+        f"{ERROR_WORDS[outcome(ece['test_ece'])]} {brief(ece['test_ece'])}; after temperature scaling fitted on "
+        f"validation, the anchor practitioners use, {mean['test_ece_scaled'][il]:.2f}% against "
+        f"{mean['test_ece_scaled'][BASELINE]:.2f}%, {ERROR_WORDS[outcome(ece['test_ece_scaled'])]} "
+        f"{brief(ece['test_ece_scaled'])}.")
     return sentences, against_base
 
 

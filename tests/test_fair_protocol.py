@@ -254,3 +254,12 @@ def test_core_lanes_refuses_what_it_cannot_measure_before_measuring(tmp_path, ca
     with pytest.raises(SystemExit):
         core_lanes.main([str(existing) if a == "EXISTING" else a for a in args])
     assert message in capsys.readouterr().err and existing.read_text() == "{}"
+
+
+def test_a_p_value_below_a_thousandth_is_never_printed_as_zero():
+    fair_report = load_script("fair_report")
+    strong = fair_report.paired({2: 0.80, 3: 0.81, 4: 0.82, 5: 0.805}, {2: 0.70, 3: 0.71, 4: 0.72, 5: 0.704})
+    assert strong["p"] < 0.001
+    for text in (fair_report.delta_text(strong), fair_report.plain(strong, "x"), fair_report.brief(strong)):
+        assert "p < 0.001" in text and "p = 0.000" not in text
+    assert fair_report.p_text(0.0123) == "p = 0.012"
