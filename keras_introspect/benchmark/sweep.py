@@ -160,7 +160,7 @@ def summary(record):
         return (f"validation {record['val_accuracy']:.4f} (ECE {record['val_ece']:.4f}), test "
                 f"{record['test_accuracy']:.4f} (ECE {record['test_ece']:.4f}, {record['test_ece_scaled']:.4f} "
                 f"at T {record['temperature']:.2f})")
-    return f"final {record['final_accuracy']:.4f} best {record['best_accuracy']:.4f} ECE {record['ece']:.4f}"
+    return f"final {record['final_accuracy']:.4f} ECE {record['ece']:.4f}"
 
 
 def resuming(backup):
