@@ -412,6 +412,9 @@ def test_the_sweep_scripts_name_only_known_configurations():
         for line in script.read_text().replace("\\\n", " ").splitlines():
             for block in re.findall(r"--configs ((?:[\w.]+\s*)+)", line):
                 named |= set(block.split())
+            # run_fair_protocol.sh: its IL forms, and the configurations it hands to its lanes
+            for block in re.findall(r'IL_FORMS=\(([^)]*)\)|lane_sweep (?:"([\w\s$]+)"|(\w+)\s)', line):
+                named |= {word for word in " ".join(block).split() if not word.startswith("$")}
         assert named and not named - set(sweep.CONFIGS), (script, named - set(sweep.CONFIGS))
         if "best_il" in script.read_text():
             # the phase that spends seeds on the best IL runs its "<name>_uniform" control, and the candidates are
