@@ -163,7 +163,7 @@ def readings(records, seeds=VERDICT_SEEDS):
     rivals = [c for c in runs if c not in (BASELINE, il)]
     if rivals:
         against = {c: paired(of(il, "test_accuracy"), of(c, "test_accuracy")) for c in rivals}
-        sentences.append("Against the others, paired the same way (points): " + ", ".join(
+        sentences.append("Against the others, paired the same way (IL minus each, in points): " + ", ".join(
             f"{RIVAL_WORDS[outcome(against[c])]} {NAMES.get(c, c)} {brief(against[c])}" for c in rivals) + ".")
     ece = {key: paired(of(il, key), of(BASELINE, key)) for key in ("test_ece", "test_ece_scaled")}
     mean = {key: {c: 100 * statistics.mean(of(c, key).values()) for c in (il, BASELINE)} for key in ece}

@@ -683,9 +683,9 @@ def test_the_fair_reading_compares_il_with_every_rival_and_its_ece_with_and_with
     # IL − standard: -1, -1, -1 points: no spread, so no t-test; against label smoothing: -1, +1, -1
     assert sentences[0] == ("IL (its form il_default, chosen on validation) is not yet measured on enough seeds "
                             "against standard training (-1.00 points, n = 3).")
-    assert sentences[1] == ("Against the others, paired the same way (points): not yet tested against il_other "
-                            "(-30.00, n = 1, too few seeds for a test), level with label smoothing (-0.33 ± 0.67, "
-                            "t = -0.50, p = 0.667, n = 3).")
+    assert sentences[1] == ("Against the others, paired the same way (IL minus each, in points): not yet tested "
+                            "against il_other (-30.00, n = 1, too few seeds for a test), level with label smoothing "
+                            "(-0.33 ± 0.67, t = -0.50, p = 0.667, n = 3).")
     # ECE: IL − standard -3, -4, -5 points: lower; scaled +0.1, +1.1, +1.1: level
     from scipy import stats
 
