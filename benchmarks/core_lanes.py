@@ -22,7 +22,6 @@ import os
 import statistics
 import subprocess
 import sys
-import time
 
 
 def child(method, arch, batch_size, steps, epochs, core):
@@ -34,6 +33,7 @@ def child(method, arch, batch_size, steps, epochs, core):
     import numpy as np
 
     from keras_introspect import architectures
+    from keras_introspect.benchmark.runner import StepTimer
     from keras_introspect.methods.registry import build_method
 
     keras.utils.set_random_seed(0)
@@ -41,17 +41,9 @@ def child(method, arch, batch_size, steps, epochs, core):
     y = np.random.randint(0, 10, len(x))
     model = build_method(method, architectures.get(arch, 10, (32, 32, 3)))
     model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9))
-    times = []
-
-    class StepTimes(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[StepTimes()])
-    print(json.dumps({"step_seconds": statistics.median(times[steps:]),
+    timer = StepTimer()
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[timer])
+    print(json.dumps({"step_seconds": statistics.median(timer.seconds[steps:]),
                       "threads_on": len(os.sched_getaffinity(0))}))
 
 
