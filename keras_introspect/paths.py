@@ -1,5 +1,7 @@
-"""Path checks shared by whatever writes: the command line's run directories and the exports."""
+"""Shared by whatever writes files: path checks (the command line's run directories, the exports) and
+whole-file replacement (state files a run reads back when it resumes)."""
 
+import json
 import os
 
 
@@ -12,3 +14,29 @@ def inside(path, directory):
     """
     path, directory = os.path.realpath(path), os.path.realpath(directory)
     return os.path.commonpath([path, directory]) == directory
+
+
+def write_json(path, value, **options):
+    """Replace the file at `path` with `value` as JSON, whole or not at all.
+
+    The JSON goes to `path + ".tmp"` first and replaces `path` in one rename, so a crash, a full disk or a
+    value that does not serialize leaves the earlier file as it was (and no `.tmp` behind).
+
+    Args:
+        path: the file to write.
+        value: anything `json.dump` takes.
+        **options: passed to `json.dump` (`indent`, `default`, ...).
+
+    Example:
+    >>> write_json("/tmp/epoch_seconds.json", {"0": 41.2}, indent=2)
+    """
+    temporary = f"{path}.tmp"
+    try:
+        with open(temporary, "w") as f:
+            json.dump(value, f, **options)
+            f.write("\n")
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    os.replace(temporary, path)

@@ -24,6 +24,7 @@ from keras_introspect.methods import registry
 from keras_introspect.methods.curriculum import InstanceSequenceCurriculum
 from keras_introspect.methods.registry import METHODS, build_method
 from keras_introspect.errors import InputError
+from keras_introspect.paths import write_json
 
 SCHEDULES = ("cosine", "step", "constant")
 
@@ -118,9 +119,7 @@ class EpochTimes(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         times = self.read()
         times[epoch] = time.perf_counter() - self._start
-        with open(self.path + ".tmp", "w") as f:
-            json.dump(times, f)
-        os.replace(self.path + ".tmp", self.path)  # never a half-written file
+        write_json(self.path, times)
 
 
 def train_seconds(history, start):

@@ -18,6 +18,7 @@ from keras_introspect import recipes
 from keras_introspect.cli.main import main
 from keras_introspect.cli.run_directory import MARKER, RunLock
 from keras_introspect.errors import InputError
+from keras_introspect.paths import write_json
 
 
 def run(output, *extra):
@@ -317,3 +318,16 @@ def test_exports_refuse_files_and_symbolic_links(tmp_path):
         with pytest.raises(InputError, match=message):
             ki.export.export_saved_model(model, path, overwrite=True)
     assert (tmp_path / "afile").read_text() == "mine" and (tmp_path / "link").is_symlink()
+
+
+def test_state_files_are_replaced_whole_or_left_as_they_were(tmp_path):
+    path = tmp_path / "history.json"
+    write_json(path, [{"epoch": 1, "loss": 2.5}], indent=1)
+    assert path.read_text() == '[\n {\n  "epoch": 1,\n  "loss": 2.5\n }\n]\n'
+    # json.dump streams: thousands of rows reach the temporary file before the last one fails to serialize,
+    # as a write cut short by a full disk would leave it.
+    rows = [{"epoch": e, "loss": 1.0} for e in range(5000)] + [{"epoch": 5000, "loss": object()}]
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        write_json(path, rows)
+    assert json.loads(path.read_text()) == [{"epoch": 1, "loss": 2.5}]
+    assert os.listdir(tmp_path) == ["history.json"]  # no half-written temporary left behind

@@ -27,6 +27,7 @@ import nbformat
 from nbclient import NotebookClient
 
 from keras_introspect.benchmark import provenance, update_doc
+from keras_introspect.paths import write_json
 from notebook_cells import NOTEBOOKS  # tutorials/notebook_cells.py, beside this script
 
 HERE = pathlib.Path(__file__).parent
@@ -118,9 +119,7 @@ def record_time(name, mode, entry, path=TIMES):
         fcntl.flock(lock, fcntl.LOCK_EX)
         times = json.loads(path.read_text()) if path.exists() else {}
         times.setdefault(name, {})[mode] = entry
-        temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps(times, indent=2) + "\n")
-        temporary.replace(path)
+        write_json(path, times, indent=2)
     return times
 
 

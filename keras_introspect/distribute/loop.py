@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from keras_introspect.errors import InputError, NonFiniteLossError
 from keras_introspect.methods.base import EpochCounter
+from keras_introspect.paths import write_json
 
 
 def is_chief(strategy):
@@ -173,9 +174,7 @@ def check_same_model(model, directory):
             raise InputError(f"{directory} holds checkpoints of a {theirs.get('class')} with another {what} than this "
                              f"{mine['class']}; resume it with the same model, or give another checkpoint_dir.")
         return
-    with open(path + ".tmp", "w") as f:
-        json.dump(mine, f)
-    os.replace(path + ".tmp", path)
+    write_json(path, mine)
 
 
 def fit_distributed(model, dataset_fn, epochs, steps_per_epoch, strategy=None, checkpoint_dir=None, verbose=1):
@@ -259,8 +258,7 @@ def fit_distributed(model, dataset_fn, epochs, steps_per_epoch, strategy=None, c
         rows.append({"epoch": epoch + 1, **logs})
         if own_dir is not None:
             save_verified(checkpoint, own_dir, epoch)
-            with open(_history_path(own_dir), "w") as f:
-                json.dump(rows, f)
+            write_json(_history_path(own_dir), rows)  # read back on resume: never half-written
         if verbose and is_chief(strategy):
             print(f"Epoch {epoch + 1}/{epochs} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), flush=True)
     return _as_history(rows)
