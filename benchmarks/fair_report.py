@@ -68,30 +68,29 @@ def values_at(values, seeds):
 mean_se = report.mean_se
 
 
-def delta_text(comparison):
-    if comparison["n"] == 0:
-        return "—"
-    text = f"{100 * comparison['mean']:+.2f}"
+def numbers(comparison):
+    """`paired`'s numbers as one text, in points, e.g. "-0.33 ± 0.16, t = -1.99, p = 0.118, n = 5"; the mean
+    and n alone, with the reason, where there is no test."""
+    mean, n = f"{100 * comparison['mean']:+.2f}", comparison["n"]
     if comparison["t"] is None:
-        return text + f" (n = {comparison['n']})"
-    return text + f" ± {100 * comparison['se']:.2f} (t = {comparison['t']:.2f}, {p_text(comparison['p'])}, " \
-                  f"n = {comparison['n']})"
+        return f"{mean}, n = {n}, " + ("too few seeds for a test" if n < 2 else "the same difference on every seed")
+    return f"{mean} ± {100 * comparison['se']:.2f}, t = {comparison['t']:.2f}, {p_text(comparison['p'])}, n = {n}"
+
+
+def delta_text(comparison):
+    """A table cell: `numbers`, or "—" without shared seeds."""
+    return numbers(comparison) if comparison["n"] else "—"
+
+
+def brief(comparison):
+    """A parenthesis for a comparison whose words come before it, e.g. "(-0.33 ± 0.16, t = -1.99, p = 0.118,
+    n = 5)"."""
+    return f"({numbers(comparison)})" if comparison["n"] else "(never on the same seeds)"
 
 
 def p_text(p):
     """A p value as a reader should see it: three decimals, and no "p = 0.000"."""
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
-
-
-def brief(comparison):
-    """`paired`'s numbers in a parenthesis, for a comparison whose words come before it, e.g.
-    "(-0.33 ± 0.16, t = -1.99, p = 0.118, n = 5)"."""
-    if comparison["n"] == 0:
-        return "(never on the same seeds)"
-    if comparison["t"] is None:
-        return f"({100 * comparison['mean']:+.2f}, n = {comparison['n']}, too few seeds for a test)"
-    return (f"({100 * comparison['mean']:+.2f} ± {100 * comparison['se']:.2f}, t = {comparison['t']:.2f}, "
-            f"{p_text(comparison['p'])}, n = {comparison['n']})")
 
 
 # The two-sided level at which the fair test calls a paired difference (issue 28).

@@ -189,8 +189,8 @@ def test_fair_report_scores_the_verdict_on_test_and_the_selection_on_validation(
     records += [record("il", s, 0.9, 0.1) for s in range(2)] + [record("il", s, 0.1, 0.7) for s in range(2, 7)]
     text = fair_report.markdown(records)
     selection, verdict = text.split("Verdict")
-    assert "| il | — | 2 | 90.00 ± 0.00 | +40.00 (n = 2) |" in selection  # validation numbers only
-    assert "| il | 5 | 70.00 ± 0.00 | +10.00 (n = 5) |" in verdict  # test numbers only
+    assert "| il | — | 2 | 90.00 ± 0.00 | +40.00, n = 2, the same difference on every seed |" in selection  # validation numbers only
+    assert "| il | 5 | 70.00 ± 0.00 | +10.00, n = 5, the same difference on every seed |" in verdict  # test numbers only
     assert "best" not in text.lower()
     assert "Reading — test split, verdict seeds: IL (its form il, chosen on validation) is " in verdict
 
@@ -263,3 +263,12 @@ def test_a_p_value_below_a_thousandth_is_never_printed_as_zero():
     for text in (fair_report.delta_text(strong), fair_report.plain(strong, "x"), fair_report.brief(strong)):
         assert "p < 0.001" in text and "p = 0.000" not in text
     assert fair_report.p_text(0.0123) == "p = 0.012"
+
+
+def test_a_comparison_without_a_test_says_why():
+    fair_report = load_script("fair_report")
+    one_seed = fair_report.paired({2: 0.705, 9: 0.5}, {2: 0.70, 3: 0.71})
+    assert fair_report.brief(one_seed) == "(+0.50, n = 1, too few seeds for a test)"
+    assert fair_report.delta_text(one_seed) == "+0.50, n = 1, too few seeds for a test"
+    none_shared = fair_report.paired({9: 0.5}, {2: 0.70})
+    assert fair_report.brief(none_shared) == "(never on the same seeds)" and fair_report.delta_text(none_shared) == "—"
