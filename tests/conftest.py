@@ -8,6 +8,26 @@ import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+
+def take_a_share_of_the_cores():
+    """Each pytest-xdist worker on its own share of the cores; its child processes (command lines,
+    notebook kernels, multi-worker processes) inherit it.
+
+    TensorFlow sizes its thread pools by the cores a process may run on, so two workers each sized for
+    both cores contend for them.
+    """
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if not worker or not count or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    share = len(cores) // int(count)
+    if share >= 1:
+        index = int(worker.removeprefix("gw"))
+        os.sched_setaffinity(0, cores[index * share:(index + 1) * share])
+
+
+take_a_share_of_the_cores()  # before NumPy and TensorFlow start their threads
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -75,6 +75,10 @@ FAMILIES = {
     "EfficientNetV2B0": ({"include_preprocessing": True}, "block2b_add"),
 }
 SIZE = 64
+# Families exported and served: the export of a nested base, Grad-CAM inside it, is one code path for every
+# family (with and without the family's preprocessing inside: ResNet50V2, MobileNetV3Small); exporting
+# EfficientNetV2B0 as well took about a minute of CI.
+SERVED = ("ResNet50V2", "MobileNetV3Small")
 
 
 def nested(family, num_classes=3, seed=0, trainable=True, size=SIZE, **kwargs):
@@ -133,6 +137,8 @@ def test_nested_application_base_trains_explains_saves_and_serves(family, photos
     model.save(tmp_path / "model.keras")
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     np.testing.assert_allclose(loaded.explain(images, "all"), maps, rtol=1e-4, atol=1e-6)
+    if family not in SERVED:
+        return
     served = tf.saved_model.load(export_saved_model(loaded, tmp_path / "export"))
     out = served.signatures["explain"](images=tf.constant(images), class_index=tf.constant([0, 1, 2, -1]))
     np.testing.assert_allclose(out["explanation"].numpy()[:3], maps[np.arange(3), [0, 1, 2]], rtol=1e-4, atol=1e-6)
