@@ -12,7 +12,8 @@ from keras_introspect.errors import InputError
 from keras_introspect.export import export_saved_model
 from keras_introspect.methods import registry
 
-# One test process runs this file: its module-scoped fixtures are built once (pytest.ini: --dist loadgroup).
+# One test process runs this file, and it starts first (pytest.ini: --dist loadgroup hands out the groups with
+# the most tests first): collected last, its minutes of deep nested bases would end the run in one process.
 pytestmark = pytest.mark.xdist_group("test_user_backbones")
 
 
