@@ -74,7 +74,13 @@ def numbers(comparison):
     mean, n = f"{100 * comparison['mean']:+.2f}", comparison["n"]
     if comparison["t"] is None:
         return f"{mean}, n = {n}, " + ("too few seeds for a test" if n < 2 else "the same difference on every seed")
-    return f"{mean} ± {100 * comparison['se']:.2f}, t = {comparison['t']:.2f}, {p_text(comparison['p'])}, n = {n}"
+    return f"{mean} ± {se_text(comparison['se'])}, t = {comparison['t']:.2f}, {p_text(comparison['p'])}, n = {n}"
+
+
+def se_text(se):
+    """A standard error in points: two decimals, and one significant digit below 0.005 points, so a
+    small but real spread never prints as "± 0.00"."""
+    return f"{100 * se:.2f}" if 100 * se >= 0.005 else f"{100 * se:.1g}"
 
 
 def delta_text(comparison):
@@ -117,9 +123,11 @@ def plain(comparison, against):
     n, result = comparison["n"], outcome(comparison)
     if n == 0:
         return f"never run on the same seeds as {against}"
-    if result is None:
+    if result is None and n < 2:
         return f"not yet measured on enough seeds against {against} ({100 * comparison['mean']:+.2f} points, n = {n})"
-    size = (f"{100 * comparison['mean']:+.2f} ± {100 * comparison['se']:.2f} points (mean ± standard error over {n} "
+    if result is None:
+        return f"not testable against {against}: {100 * comparison['mean']:+.2f} points on each of its {n} seeds"
+    size = (f"{100 * comparison['mean']:+.2f} ± {se_text(comparison['se'])} points (mean ± standard error over {n} "
             f"seeds; paired t = {comparison['t']:.2f}, {p_text(comparison['p'])}")
     if result == "level":
         return f"level with {against}: {size}, no difference at the {LEVEL:.0%} level)"

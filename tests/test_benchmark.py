@@ -681,8 +681,8 @@ def test_the_fair_reading_compares_il_with_every_rival_and_its_ece_with_and_with
     sentences, comparison = fair_report.readings(records)
     assert comparison["n"] == 3 and comparison["mean"] == pytest.approx(-0.01)
     # IL − standard: -1, -1, -1 points: no spread, so no t-test; against label smoothing: -1, +1, -1
-    assert sentences[0] == ("IL (its form il_default, chosen on validation) is not yet measured on enough seeds "
-                            "against standard training (-1.00 points, n = 3).")
+    assert sentences[0] == ("IL (its form il_default, chosen on validation) is not testable against standard "
+                            "training: -1.00 points on each of its 3 seeds.")
     assert sentences[1] == ("Against the others, paired the same way (IL minus each, in points): not yet tested "
                             "against il_other (-30.00, n = 1, too few seeds for a test), level with label smoothing "
                             "(-0.33 ± 0.67, t = -0.50, p = 0.667, n = 3).")

@@ -272,3 +272,14 @@ def test_a_comparison_without_a_test_says_why():
     assert fair_report.delta_text(one_seed) == "+0.50, n = 1, too few seeds for a test"
     none_shared = fair_report.paired({9: 0.5}, {2: 0.70})
     assert fair_report.brief(none_shared) == "(never on the same seeds)" and fair_report.delta_text(none_shared) == "—"
+    same = fair_report.paired({2: 0.71, 3: 0.72}, {2: 0.70, 3: 0.71})
+    assert fair_report.plain(same, "x") == "not testable against x: +1.00 points on each of its 2 seeds"
+    assert fair_report.brief(same) == "(+1.00, n = 2, the same difference on every seed)"
+
+
+def test_a_small_standard_error_is_never_printed_as_zero():
+    fair_report = load_script("fair_report")
+    tight = fair_report.paired({2: 0.7003, 3: 0.71036}, {2: 0.70, 3: 0.71})  # differences 0.030 and 0.036 points
+    assert "+0.03 ± 0.003 points" in fair_report.plain(tight, "x")
+    assert fair_report.brief(tight).startswith("(+0.03 ± 0.003, t = 11.00,")
+    assert fair_report.se_text(0.0042) == "0.42" and fair_report.se_text(0.00004) == "0.004"
