@@ -33,6 +33,10 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import keras_introspect as ki  # noqa: E402
+from keras_introspect.export import export_saved_model  # noqa: E402
+from keras_introspect.methods.registry import METHODS, build_method  # noqa: E402
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 CIFAR_ARCHIVE = pathlib.Path(
     os.environ.get("KERAS_INTROSPECT_CIFAR_ARCHIVE", REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz")
@@ -45,10 +49,11 @@ IMAGENETTE_ARCHIVE = pathlib.Path(
 SOFTMAX_HEADS = ("dense", "dense_tf", "layer", "lambda", "activation_fn")
 
 
-def tiny_backbone(num_classes=5, softmax=None, seed=0, batchnorm=False, input_shape=(8, 8, 3)):
+def tiny_backbone(num_classes=5, softmax=None, seed=0, batchnorm=False, input_shape=(8, 8, 3), conv2_strides=1):
     """A small Functional classifier: conv → (BN) → ReLU → features → GAP → Dense.
 
-    `softmax` adds a softmax head of one of the kinds in `SOFTMAX_HEADS`.
+    `softmax` adds a softmax head of one of the kinds in `SOFTMAX_HEADS`; `conv2_strides=2` gives it two
+    resolutions (FRSKD needs stages).
     """
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(input_shape, name="images")
@@ -56,7 +61,7 @@ def tiny_backbone(num_classes=5, softmax=None, seed=0, batchnorm=False, input_sh
     if batchnorm:
         x = keras.layers.BatchNormalization(name="bn1")(x)
     x = keras.layers.ReLU(name="relu1")(x)
-    x = keras.layers.Conv2D(4, 3, padding="same", name="conv2")(x)
+    x = keras.layers.Conv2D(4, 3, strides=conv2_strides, padding="same", name="conv2")(x)
     x = keras.layers.Activation("tanh", name="features")(x)
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     if softmax == "dense":
@@ -87,6 +92,32 @@ def images():
 @pytest.fixture
 def labels():
     return np.array([0, 3, 1, 4], dtype="int32")
+
+
+def fit_each_method(make_backbone, images, labels, tmp_path, teacher_backbone, round_trip=True, metrics=("accuracy",)):
+    """Train every registry method one epoch around a fresh backbone; save, reload and export each
+    (`round_trip`). Compiled `metrics` cost a symbolic pass over the model per method (Keras's
+    `_symbolic_build`), about as much as tracing the step of a deep base."""
+    teacher = ki.StandardModel(teacher_backbone)
+    teacher.save(tmp_path / "teacher.keras")
+    with_ids = tf.data.Dataset.from_tensor_slices((images, labels, np.arange(len(labels)))).map(
+        ki.data.with_example_id)
+    for method, spec in METHODS.items():
+        options = {"teacher": str(tmp_path / "teacher.keras")} if spec.teacher else {}
+        model = build_method(method, make_backbone(), num_examples=len(labels), **options)
+        model.compile(optimizer=keras.optimizers.SGD(0.01), metrics=list(metrics))
+        data = (with_ids.batch(len(labels)),) if model.needs_example_ids else (images, labels)
+        history = model.fit(*data, epochs=1, verbose=0, **({} if model.needs_example_ids else {"batch_size": 4}))
+        assert np.isfinite(history.history["loss"]).all(), method
+        if not round_trip:
+            continue
+        model.save(tmp_path / f"{method}.keras")
+        loaded = keras.saving.load_model(tmp_path / f"{method}.keras")
+        expected = model.predict(images, verbose=0)
+        np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-5, err_msg=method)
+        served = tf.saved_model.load(export_saved_model(loaded, tmp_path / f"{method}_export"))
+        probabilities = served.signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
+        np.testing.assert_allclose(probabilities, tf.nn.softmax(expected).numpy(), atol=1e-5, err_msg=method)
 
 
 def extracted(archive, folder, tmp_path_factory):

@@ -361,8 +361,6 @@ def test_a_teacher_trained_on_other_normalization_is_refused(tmp_path):
     import numpy as np
     import pytest
 
-    from keras_introspect.benchmark import runner
-
     teacher = tmp_path / "model.keras"
     splits = types.SimpleNamespace(mean=np.array([125.0, 123.0, 114.0]), std=np.array([63.0, 62.0, 66.0]))
     recipes.check_teacher_normalization(str(teacher), splits)  # nothing recorded: nothing to check

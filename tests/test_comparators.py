@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_backbone
+from conftest import fit_each_method, tiny_backbone
 
 import keras_introspect as ki
 from keras_introspect.methods.teacher_kd import shuffle_non_true, uniform_non_true
@@ -129,29 +129,8 @@ def test_teacher_free_virtual_teacher_matches_hand_computation(images, labels):
 
 
 def test_every_recipe_method_trains_saves_and_exports(tmp_path, images, labels):
-    from keras_introspect.export import export_saved_model
-    from keras_introspect.methods import registry
-
-    teacher = ki.StandardModel(tiny_backbone(seed=9))
-    teacher.save(tmp_path / "teacher.keras")
-    with_ids = tf.data.Dataset.from_tensor_slices((images, labels, np.arange(4))).map(ki.data.with_example_id)
-    for method, spec in registry.METHODS.items():
-        options = {"teacher": str(tmp_path / "teacher.keras")} if spec.teacher else {}
-        # FRSKD needs stages at several resolutions.
-        backbone = ki.architectures.resnet_cifar(8, 5, input_shape=(8, 8, 3)) if method == "frskd" else tiny_backbone(seed=1)
-        model = registry.build_method(method, backbone, num_examples=len(labels), **options)
-        model.compile(optimizer=keras.optimizers.SGD(0.05), metrics=["accuracy"])
-        if model.needs_example_ids:
-            history = model.fit(with_ids.batch(4), epochs=1, verbose=0)
-        else:
-            history = model.fit(images, labels, epochs=1, verbose=0)
-        assert np.isfinite(history.history["loss"]).all(), method
-        model.save(tmp_path / f"{method}.keras")
-        loaded = keras.saving.load_model(tmp_path / f"{method}.keras")
-        np.testing.assert_allclose(loaded.predict(images, verbose=0), model.predict(images, verbose=0), atol=1e-6)
-        served = tf.saved_model.load(export_saved_model(loaded, tmp_path / f"{method}_export"))
-        probs = served.signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
-        np.testing.assert_allclose(probs.sum(-1), 1.0, atol=1e-5)
+    # two resolutions: FRSKD needs stages
+    fit_each_method(lambda: tiny_backbone(seed=1, conv2_strides=2), images, labels, tmp_path, tiny_backbone(seed=9))
 
 
 def test_frskd_loss_matches_independent_computation():

@@ -11,7 +11,6 @@ import tensorflow as tf
 
 import keras_introspect as ki
 from keras_introspect.cli.main import main
-from keras_introspect.data import preprocessing
 from keras_introspect.errors import InputError
 
 FAMILIES = ("resnet_v2", "mobilenet_v2", "inception_v3", "xception", "densenet", "efficientnet_v2", "convnext",

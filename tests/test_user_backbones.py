@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import fit_each_method
+
 import keras_introspect as ki
 from keras_introspect import backbones
 from keras_introspect.errors import InputError
 from keras_introspect.export import export_saved_model
-from keras_introspect.methods import registry
 
 # One test process runs this file, and it starts first (pytest.ini: --dist loadgroup hands out the groups with
 # the most tests first): collected last, its minutes of deep nested bases would end the run in one process.
@@ -27,32 +28,6 @@ def sequential(num_classes=5, seed=0):
         keras.layers.GlobalAveragePooling2D(),
         keras.layers.Dense(num_classes),
     ])
-
-
-def fit_each_method(make_backbone, images, labels, tmp_path, teacher_backbone, round_trip=True, metrics=("accuracy",)):
-    """Train every registry method one epoch around a fresh backbone; save, reload and export each
-    (`round_trip`). Compiled `metrics` cost a symbolic pass over the model per method (Keras's
-    `_symbolic_build`), about as much as tracing the step of a deep base."""
-    teacher = ki.StandardModel(teacher_backbone)
-    teacher.save(tmp_path / "teacher.keras")
-    with_ids = tf.data.Dataset.from_tensor_slices((images, labels, np.arange(len(labels)))).map(
-        ki.data.with_example_id)
-    for method, spec in registry.METHODS.items():
-        options = {"teacher": str(tmp_path / "teacher.keras")} if spec.teacher else {}
-        model = registry.build_method(method, make_backbone(), num_examples=len(labels), **options)
-        model.compile(optimizer=keras.optimizers.SGD(0.01), metrics=list(metrics))
-        data = (with_ids.batch(len(labels)),) if model.needs_example_ids else (images, labels)
-        history = model.fit(*data, epochs=1, verbose=0, **({} if model.needs_example_ids else {"batch_size": 4}))
-        assert np.isfinite(history.history["loss"]).all(), method
-        if not round_trip:
-            continue
-        model.save(tmp_path / f"{method}.keras")
-        loaded = keras.saving.load_model(tmp_path / f"{method}.keras")
-        expected = model.predict(images, verbose=0)
-        np.testing.assert_allclose(loaded.predict(images, verbose=0), expected, atol=1e-5, err_msg=method)
-        served = tf.saved_model.load(export_saved_model(loaded, tmp_path / f"{method}_export"))
-        probabilities = served.signatures["serving_default"](images=tf.constant(images))["probabilities"].numpy()
-        np.testing.assert_allclose(probabilities, tf.nn.softmax(expected).numpy(), atol=1e-5, err_msg=method)
 
 
 def test_a_sequential_backbone_runs_every_method_saves_and_serves(tmp_path, images, labels):
