@@ -26,7 +26,7 @@ import statistics
 from scipy import stats
 
 from keras_introspect.benchmark import report
-from verdict import role  # benchmarks/, beside this script
+from verdict import p_text, role  # benchmarks/, beside this script
 
 SELECTION_SEEDS = (0, 1)
 VERDICT_SEEDS = (2, 3, 4, 5, 6)
@@ -92,11 +92,6 @@ def brief(comparison):
     """A parenthesis for a comparison whose words come before it, e.g. "(-0.33 ± 0.16, t = -1.99, p = 0.118,
     n = 5)"."""
     return f"({numbers(comparison)})" if comparison["n"] else "(never on the same seeds)"
-
-
-def p_text(p):
-    """A p value as a reader should see it: three decimals, and no "p = 0.000"."""
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 # The two-sided level at which the fair test calls a paired difference (issue 28).

@@ -617,13 +617,22 @@ def test_the_answer_says_in_words_what_the_paired_differences_show():
     rival = [{**r, "options": {"label_smoothing": 0.1}} for r in records("ls", "standard", [0.705, 0.715, 0.743])]
     sentence, outcome = VERDICT.answer({"standard": base, "il_x": il, "ls": rival}, "On here")
     assert outcome == "behind"
-    assert sentence.startswith("On here, IL is behind standard training: -1.00 ± 0.12 points (mean ± standard "
-                               "error over 3 seeds, beyond two standard errors), and behind the best teacher-free "
-                               "rival (ls): -1.10 ± 0.23 points")
+    # the paired t-test beside the two-standard-error rule: t = mean / se, two-sided p with 2 degrees of freedom
+    from scipy import stats
+
+    t_base, t_rival = -1.0 / (0.2 / 3 ** 0.5), -1.1 / (0.4 / 3 ** 0.5)
+    p_base, p_rival = (2 * stats.t.sf(abs(t), 2) for t in (t_base, t_rival))
+    assert round(t_base, 2) == -8.66 and round(p_base, 3) == 0.013
+    assert sentence.startswith(f"On here, IL is behind standard training: -1.00 ± 0.12 points (mean ± standard "
+                               f"error over 3 seeds, beyond two standard errors; paired t = -8.66, p = 0.013), and "
+                               f"behind the best teacher-free rival (ls): -1.10 ± 0.23 points (mean ± standard error "
+                               f"over 3 seeds, beyond two standard errors; paired t = {t_rival:.2f}, "
+                               f"p = {p_rival:.3f})")
     assert "il_x, picked on the test split among the 1 of 1 settings tried that ran on 3 seeds" in sentence
     level = records("il_y", "il", [0.71, 0.71, 0.74])  # +1, -1, 0: level
     assert VERDICT.answer({"standard": base, "il_y": level}, "On here")[0].startswith(
-        "On here, IL is level with standard training: +0.00 ± 0.58 points")
+        "On here, IL is level with standard training: +0.00 ± 0.58 points (mean ± standard error over 3 seeds, "
+        "within two standard errors; paired t = 0.00, p = 1.000)")
     few = records("il_z", "il", [0.71])
     assert "not yet measured on enough seeds against standard training (+1.00 points on 1 seed)" in \
         VERDICT.answer({"standard": base, "il_z": few}, "On here")[0]
