@@ -23,10 +23,8 @@ import math
 import os
 import statistics
 
-from scipy import stats
-
 from keras_introspect.benchmark import report
-from verdict import p_text, role  # benchmarks/, beside this script
+from verdict import p_text, role, t_test  # benchmarks/, beside this script
 
 SELECTION_SEEDS = (0, 1)
 VERDICT_SEEDS = (2, 3, 4, 5, 6)
@@ -54,15 +52,8 @@ def paired(values, baseline):
     result = {"n": len(seeds), "mean": statistics.mean(differences) if seeds else math.nan,
               "se": None, "t": None, "p": None}
     if len(seeds) >= 2:
-        result["se"] = statistics.stdev(differences) / math.sqrt(len(seeds))
-        if result["se"] > 0:
-            test = stats.ttest_rel(values_at(values, seeds), values_at(baseline, seeds))
-            result["t"], result["p"] = float(test.statistic), float(test.pvalue)
+        result["se"], result["t"], result["p"] = t_test(differences)
     return result
-
-
-def values_at(values, seeds):
-    return [values[s] for s in seeds]
 
 
 mean_se = report.mean_se

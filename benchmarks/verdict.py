@@ -61,11 +61,19 @@ def paired(records, reference):
     mean, seeds = statistics.mean(deltas), [r["seed"] for r in shared]
     if len(deltas) < SEEDS_NEEDED:
         return {"seeds": seeds, "mean": mean, "se": None, "outcome": "not established"}
-    error = statistics.stdev(deltas) / math.sqrt(len(deltas))
+    error, t, p = t_test(deltas)
     outcome = "ahead" if mean > 2 * error else "behind" if mean < -2 * error else "no difference shown"
-    t = mean / error if error > 0 else None
-    p = float(2 * stats.t.sf(abs(t), len(deltas) - 1)) if t is not None else None
     return {"seeds": seeds, "mean": mean, "se": error, "t": t, "p": p, "outcome": outcome}
+
+
+def t_test(differences):
+    """The paired t-test of per-seed differences: `(standard error, t, two-sided p)`; t and p are None when
+    every difference is the same. Needs at least two differences."""
+    error = statistics.stdev(differences) / math.sqrt(len(differences))
+    if error == 0:
+        return error, None, None
+    t = statistics.mean(differences) / error
+    return error, t, float(2 * stats.t.sf(abs(t), len(differences) - 1))
 
 
 def p_text(p):
