@@ -42,7 +42,7 @@ def fair_sentence(records, seeds=fair_report.VERDICT_SEEDS):
                 f"seeds {', '.join(map(str, seeds))} with a paired t-test) is under way, its choices still being made on "
                 "validation. Until it reports, the answer rests on the "
                 "earlier protocols, whose settings were picked on the test split, which flatters IL."), None
-    return (f"On the fair test (CIFAR-10, ResNet-20, every choice on a validation split, scored on the test split): "
+    return ("On the fair test (CIFAR-10, ResNet-20, every choice on a validation split, scored on the test split): "
             + " ".join(sentences) + " For comparison, the earlier protocols, whose settings were picked on the test "
             "split:"), fair_report.outcome(comparison)
 

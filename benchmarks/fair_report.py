@@ -24,7 +24,7 @@ import os
 import statistics
 
 from keras_introspect.benchmark import report
-from verdict import p_text, role, t_test  # benchmarks/, beside this script
+from verdict import LEVEL, outcome, p_text, role, t_test  # benchmarks/, beside this script
 
 SELECTION_SEEDS = (0, 1)
 VERDICT_SEEDS = (2, 3, 4, 5, 6)
@@ -83,19 +83,6 @@ def brief(comparison):
     """A parenthesis for a comparison whose words come before it, e.g. "(-0.33 ± 0.16, t = -1.99, p = 0.118,
     n = 5)"."""
     return f"({numbers(comparison)})" if comparison["n"] else "(never on the same seeds)"
-
-
-# The two-sided level at which the fair test calls a paired difference (issue 28).
-LEVEL = 0.05
-
-
-def outcome(comparison):
-    """"ahead", "behind" or "level" (p ≥ `LEVEL`) by `paired`'s t-test; None where it could not be computed."""
-    if comparison["t"] is None:
-        return None
-    if comparison["p"] >= LEVEL:
-        return "level"
-    return "ahead" if comparison["mean"] > 0 else "behind"
 
 
 def plain(comparison, against):

@@ -38,20 +38,18 @@ def role(record):
     return "rival" if role == "baseline" and record["options"] else role
 
 
-# Paired seeds a difference needs before it counts (issue 10: "over ≥ 3 seeds above 2 standard errors").
+# Paired seeds a difference needs before it counts (issue 10 asked for ≥ 3 seeds).
 SEEDS_NEEDED = 3
+# The two-sided level at which a paired difference counts as shown: one rule for every protocol (issue 28).
+LEVEL = 0.05
 
 
 def paired(records, reference):
     """`records` against `reference`, paired by seed: `{"seeds", "mean", "se", "t", "p", "outcome"}` in
     points, or None.
 
-    A difference counts as shown ("ahead", "behind") when at least `SEEDS_NEEDED` seeds are shared and
-    the mean paired difference is more than two standard errors from zero (the earlier protocols' rule;
-    the fair protocol judges by the paired t-test's p instead, `fair_report.outcome`); with fewer seeds the
-    outcome is "not established" and `se` is None. `t` and two-sided `p` are the paired t-test's (None
-    without a spread), printed beside the rule so a reader can judge it: with 3 seeds, two standard errors
-    is p ≈ 0.18.
+    With at least `SEEDS_NEEDED` shared seeds the outcome is the paired t-test's (`outcome`); with fewer it
+    is "not established" and `se` is None.
     """
     reference = {r["seed"]: r["final_accuracy"] for r in reference}
     shared = [r for r in records if r["seed"] in reference]
@@ -62,8 +60,8 @@ def paired(records, reference):
     if len(deltas) < SEEDS_NEEDED:
         return {"seeds": seeds, "mean": mean, "se": None, "outcome": "not established"}
     error, t, p = t_test(deltas)
-    outcome = "ahead" if mean > 2 * error else "behind" if mean < -2 * error else "no difference shown"
-    return {"seeds": seeds, "mean": mean, "se": error, "t": t, "p": p, "outcome": outcome}
+    result = {"seeds": seeds, "mean": mean, "se": error, "t": t, "p": p}
+    return {**result, "outcome": outcome(result) or "not testable"}
 
 
 def t_test(differences):
@@ -76,9 +74,26 @@ def t_test(differences):
     return error, t, float(2 * stats.t.sf(abs(t), len(differences) - 1))
 
 
+def outcome(comparison):
+    """"ahead", "behind" or "level" (p ≥ `LEVEL`) by a paired comparison's t-test, from its "mean", "t" and
+    "p"; None where the test could not be computed."""
+    if comparison["t"] is None:
+        return None
+    if comparison["p"] >= LEVEL:
+        return "level"
+    return "ahead" if comparison["mean"] > 0 else "behind"
+
+
 def p_text(p):
     """A p value as a reader should see it: three decimals, and no "p = 0.000"."""
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+
+
+def test_text(result):
+    """`paired`'s t-test as words: "paired t = -4.05, p = 0.056", or why there is none."""
+    if result["t"] is None:
+        return "the same difference on every seed"
+    return f"paired t = {result['t']:.2f}, {p_text(result['p'])}"
 
 
 def compare(records, reference):
@@ -90,27 +105,26 @@ def compare(records, reference):
     if result["se"] is None:
         return (f"{result['mean']:+.2f} points on seed{'s' if n > 1 else ''} {', '.join(map(str, result['seeds']))}; "
                 f"not established ({n} of the {SEEDS_NEEDED} seeds needed)")
-    return (f"{result['mean']:+.2f} ± {result['se']:.2f} points (mean ± standard error, {n} seeds): "
-            f"{result['outcome']}")
+    return (f"{result['mean']:+.2f} ± {result['se']:.2f} points (mean ± standard error, {n} seeds; "
+            f"{test_text(result)}): {result['outcome']}")
 
 
 # How `paired`'s outcome reads in a plain sentence.
-PLAIN = {"ahead": "ahead of", "behind": "behind", "not established": "not yet measured on enough seeds against"}
+PLAIN = {"ahead": "ahead of", "behind": "behind", "level": "level with", "not testable": "not testable against",
+         "not established": "not yet measured on enough seeds against"}
 
 
 def plain(result, against):
-    """`paired`'s result as words a reader takes in at once, e.g. "behind standard training: -0.36 ± 0.09
-    points (mean ± standard error over 3 seeds, beyond two standard errors)"."""
+    """`paired`'s result as words a reader takes in at once, e.g. "behind standard training: -0.48 ± 0.05
+    points (mean ± standard error over 3 seeds; paired t = -9.13, p = 0.012)"."""
     if result is None:
         return f"never run on the same seeds as {against}"
     n = len(result["seeds"])
     if result["se"] is None:
         return f"{PLAIN['not established']} {against} ({result['mean']:+.2f} points on {n} seed{'s' * (n > 1)})"
-    size = f"{result['mean']:+.2f} ± {result['se']:.2f} points (mean ± standard error over {n} seeds"
-    test = f"; paired t = {result['t']:.2f}, {p_text(result['p'])})" if result["t"] is not None else ")"
-    if result["outcome"] == "no difference shown":
-        return f"level with {against}: {size}, within two standard errors{test}"
-    return f"{PLAIN[result['outcome']]} {against}: {size}, beyond two standard errors{test}"
+    size = f"{result['mean']:+.2f} ± {result['se']:.2f} points (mean ± standard error over {n} seeds; {test_text(result)}"
+    level = f", no difference at the {LEVEL:.0%} level" if result["outcome"] == "level" else ""
+    return f"{PLAIN[result['outcome']]} {against}: {size}{level})"
 
 
 def answer(configs, where):

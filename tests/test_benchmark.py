@@ -8,6 +8,7 @@ import numpy as np
 
 import pytest
 from conftest import run_cli
+from scipy import stats
 
 from keras_introspect import plots, recipes
 from keras_introspect.benchmark import protocols, report
@@ -205,34 +206,44 @@ def test_markdown_table_values_and_timing_columns():
     assert rows["il"][5] == "2.50 ± 0.50 |" and rows["standard"][5] == "6.00 ± 1.00 |"
 
 
-def test_verdict_picks_by_paired_gain_and_needs_three_seeds_and_two_standard_errors():
+def test_verdict_picks_by_paired_gain_and_needs_three_seeds_and_a_paired_t_test():
     def runs(config, method, accuracies, options=None):
         return [{"config": config, "method": method, "options": options or {}, "seed": seed,
                  "final_accuracy": accuracy} for seed, accuracy in enumerate(accuracies)]
 
     configs = {"standard": runs("standard", "standard", [0.70, 0.72, 0.74]),
-               "il_a": runs("il_a", "il", [0.71, 0.73, 0.75]),  # +1, +1, +1 → ahead
+               "il_a": runs("il_a", "il", [0.71, 0.735, 0.755]),  # +1, +1.5, +1.5 → ahead
                "il_b": runs("il_b", "il", [0.70, 0.70, 0.70]),
                "il_uniform_structure": runs("il_uniform_structure", "il", [0.90, 0.90, 0.90]),  # a control
                "kd": runs("kd", "kd", [0.95, 0.95, 0.95]),
                "label_smoothing": runs("label_smoothing", "label_smoothing", [0.72, 0.72, 0.74])}
     assert [VERDICT.role(rs[0]) for rs in configs.values()] == ["baseline", "il", "il", "control", "teacher", "rival"]
     text = VERDICT.verdict(configs)
-    # il_a vs standard: differences (1, 1, 1) points: mean 1, standard error 0 → ahead.
-    assert "il_a (of 2 with 3 seeds), against standard training: +1.00 ± 0.00 points" in text and ": ahead." in text
-    # il_a vs label smoothing: (-1, +1, +1) → mean 0.33, standard error 0.67 → not shown.
-    assert "label_smoothing (of 1 with 3 seeds): +0.33 ± 0.67 points (mean ± standard error, 3 seeds): no difference shown." in text
+    # il_a vs standard: differences (1, 1.5, 1.5) points: mean 1.33, standard error 1/6, t = 8, two-sided p with
+    # 2 degrees of freedom 0.015 → ahead
+    assert round(2 * stats.t.sf(8, 2), 3) == 0.015
+    assert ("il_a (of 2 with 3 seeds), against standard training: +1.33 ± 0.17 points (mean ± standard error, 3 seeds; "
+            "paired t = 8.00, p = 0.015): ahead.") in text
+    # il_a vs label smoothing: (-1, +1.5, +1.5) → mean 0.67, standard error 0.83, t = 0.8 → level
+    assert ("label_smoothing (of 1 with 3 seeds): +0.67 ± 0.83 points (mean ± standard error, 3 seeds; paired t = 0.80, "
+            f"p = {2 * stats.t.sf(0.8, 2):.3f}): level.") in text
     configs["label_smoothing"] = runs("label_smoothing", "label_smoothing", [0.73, 0.75, 0.78])
-    assert "(of 1 with 3 seeds): -2.33 ± 0.33 points" in VERDICT.verdict(configs) and VERDICT.verdict(configs).endswith("behind.")
+    # (-2, -1.5, -2.5) → -2.00 ± 0.29, t = -6.93, p = 0.020
+    assert "(of 1 with 3 seeds): -2.00 ± 0.29 points" in VERDICT.verdict(configs) and VERDICT.verdict(configs).endswith(
+        "paired t = -6.93, p = 0.020): behind.")
     two = {name: rs[:2] for name, rs in configs.items()}
-    assert "+1.00 points on seeds 0, 1; not established (2 of the 3 seeds needed)" in VERDICT.verdict(two)
-    # the regime: label smoothing against standard (+3, +3, +4) → 3.33 ± 0.33: it pays here
+    assert "+1.25 points on seeds 0, 1; not established (2 of the 3 seeds needed)" in VERDICT.verdict(two)
+    # the regime: label smoothing against standard (+3, +3, +4) → 3.33 ± 0.33, t = 10: it pays here
     assert VERDICT.qualification(configs) == ("Regime: the best teacher-free rival, label_smoothing (of 1 with 3 seeds), against "
                                              "standard training: +3.33 ± 0.33 points (mean ± standard error, "
-                                             "3 seeds): ahead.")
+                                             "3 seeds; paired t = 10.00, p = 0.010): ahead.")
     configs["confidence_penalty"] = runs("confidence_penalty", "confidence_penalty", [0.75, 0.77, 0.80])
     assert "confidence_penalty (of 2 with 3 seeds)" in VERDICT.qualification(configs)  # +5.33 beats label smoothing's +3.33
-    assert "(of 2 with 3 seeds): -4.33 ± 0.33 points" in VERDICT.verdict(configs)  # the verdict faces the better rival
+    assert "(of 2 with 3 seeds): -4.00 ± 0.29 points" in VERDICT.verdict(configs)  # the verdict faces the better rival
+    # the same difference on every seed (exact in binary fractions) leaves no spread for a test
+    even = {"standard": runs("standard", "standard", [0.5, 0.25, 0.75]), "il_c": runs("il_c", "il", [0.625, 0.375, 0.875])}
+    assert VERDICT.verdict(even).endswith("+12.50 ± 0.00 points (mean ± standard error, 3 seeds; the same difference "
+                                          "on every seed): not testable.")
     table = report.markdown_table([dict(r, arch="a", train_size=3, epochs=1, augment=False, best_accuracy=0.0,
                                         commit="c", date="d", command="x", machine="m", tensorflow="t", keras="k")
                                    for rs in configs.values() for r in rs], timing=False, readings=VERDICT.readings)
@@ -259,12 +270,14 @@ def test_teacher_and_mechanism_readings_pair_each_control_with_what_it_dissects(
                "il_x_uniform": runs("il_x_uniform", "il", [0.9, 0.9, 0.9]),  # what it dissects never ran
                "il_uniform_structure": runs("il_uniform_structure", "il", [0.9, 0.9, 0.9])}  # no suffix
     assert VERDICT.with_teacher(configs) == ("With a teacher (outside the verdict): kd against standard training: "
-                                            "+4.67 ± 0.33 points (mean ± standard error, 3 seeds): ahead.")
-    # kd_shuffled − kd: (−1, −1, −2) → −1.33 ± 0.33, behind; kd_uniform − kd on two seeds: (0, −1)
+                                            "+4.67 ± 0.33 points (mean ± standard error, 3 seeds; paired t = 14.00, "
+                                            "p = 0.005): ahead.")
+    # kd_shuffled − kd: (−1, −1, −2) → −1.33 ± 0.33, t = −4: below on every seed, yet p = 0.057 on three seeds,
+    # level (two standard errors would have called it); kd_uniform − kd on two seeds: (0, −1)
     assert VERDICT.mechanism(configs) == (
         "Mechanism (each control against what it dissects): kd_shuffled against kd: -1.33 ± 0.33 points (mean ± "
-        "standard error, 3 seeds): behind; kd_uniform against kd: -0.50 points on seeds 0, 1; not established "
-        "(2 of the 3 seeds needed).")
+        "standard error, 3 seeds; paired t = -4.00, p = 0.057): level; kd_uniform against kd: -0.50 points on seeds "
+        "0, 1; not established (2 of the 3 seeds needed).")
     assert [VERDICT.dissected(c) for c in ("kd_shuffled", "il_a_uniform", "il_a_matched", "il_uniform_structure",
                                           "kd")] == ["kd", "il_a", "il_a", None, None]
     assert VERDICT.with_teacher({"standard": configs["standard"]}) is None
@@ -611,28 +624,26 @@ def test_the_answer_says_in_words_what_the_paired_differences_show():
                 for seed, a in enumerate(accuracies)]
 
     base = records("standard", "standard", [0.70, 0.72, 0.74])
-    # IL: -1, -1.2, -0.8 points → mean -1.00, standard error 0.115: behind by more than two errors
+    # IL: -1, -1.2, -0.8 points → mean -1.00, standard error 0.115
     il = records("il_x", "il", [0.69, 0.708, 0.732])
     # the rival: +0.5, -0.5, +0.3 → IL against it: -1.5, -0.7, -1.1 → mean -1.10, se 0.23: behind
     rival = [{**r, "options": {"label_smoothing": 0.1}} for r in records("ls", "standard", [0.705, 0.715, 0.743])]
     sentence, outcome = VERDICT.answer({"standard": base, "il_x": il, "ls": rival}, "On here")
     assert outcome == "behind"
-    # the paired t-test beside the two-standard-error rule: t = mean / se, two-sided p with 2 degrees of freedom
-    from scipy import stats
-
+    # the paired t-test decides: t = mean / se, two-sided p with 2 degrees of freedom, below 0.05 → behind
     t_base, t_rival = -1.0 / (0.2 / 3 ** 0.5), -1.1 / (0.4 / 3 ** 0.5)
     p_base, p_rival = (2 * stats.t.sf(abs(t), 2) for t in (t_base, t_rival))
     assert round(t_base, 2) == -8.66 and round(p_base, 3) == 0.013
-    assert sentence.startswith(f"On here, IL is behind standard training: -1.00 ± 0.12 points (mean ± standard "
-                               f"error over 3 seeds, beyond two standard errors; paired t = -8.66, p = 0.013), and "
-                               f"behind the best teacher-free rival (ls): -1.10 ± 0.23 points (mean ± standard error "
-                               f"over 3 seeds, beyond two standard errors; paired t = {t_rival:.2f}, "
-                               f"p = {p_rival:.3f})")
+    assert round(p_rival, 3) == 0.041
+    assert sentence.startswith("On here, IL is behind standard training: -1.00 ± 0.12 points (mean ± standard "
+                               "error over 3 seeds; paired t = -8.66, p = 0.013), and "
+                               "behind the best teacher-free rival (ls): -1.10 ± 0.23 points (mean ± standard error "
+                               f"over 3 seeds; paired t = {t_rival:.2f}, p = 0.041)")
     assert "il_x, picked on the test split among the 1 of 1 settings tried that ran on 3 seeds" in sentence
     level = records("il_y", "il", [0.71, 0.71, 0.74])  # +1, -1, 0: level
     assert VERDICT.answer({"standard": base, "il_y": level}, "On here")[0].startswith(
-        "On here, IL is level with standard training: +0.00 ± 0.58 points (mean ± standard error over 3 seeds, "
-        "within two standard errors; paired t = 0.00, p = 1.000)")
+        "On here, IL is level with standard training: +0.00 ± 0.58 points (mean ± standard error over 3 seeds; "
+        "paired t = 0.00, p = 1.000, no difference at the 5% level)")
     few = records("il_z", "il", [0.71])
     assert "not yet measured on enough seeds against standard training (+1.00 points on 1 seed)" in \
         VERDICT.answer({"standard": base, "il_z": few}, "On here")[0]
@@ -650,8 +661,6 @@ def test_the_fair_answer_waits_for_its_test_seeds_then_gives_t_and_p():
                  "test_ece_scaled": 0.02}
                 for seed, (b, i) in zip((2, 3, 4, 5, 6), pairs)
                 for c, m, a in (("standard", "standard", b), ("il_default", "il", i))]
-
-    from scipy import stats
 
     ahead = [(0.70, 0.71), (0.72, 0.735), (0.71, 0.715), (0.69, 0.70), (0.73, 0.74)]
     text, outcome = answer.fair_sentence(pilot + tested(ahead))
@@ -694,8 +703,6 @@ def test_the_fair_reading_compares_il_with_every_rival_and_its_ece_with_and_with
                             "against il_other (-30.00, n = 1, too few seeds for a test), level with label smoothing "
                             "(-0.33 ± 0.67, t = -0.50, p = 0.667, n = 3).")
     # ECE: IL − standard -3, -4, -5 points: lower; scaled +0.1, +1.1, +1.1: level
-    from scipy import stats
-
     raw = stats.ttest_rel([0.02] * 3, [0.05, 0.06, 0.07])
     scaled = stats.ttest_rel([0.021, 0.031, 0.041], [0.02, 0.02, 0.03])
     assert raw.pvalue < 0.05 <= scaled.pvalue

@@ -163,8 +163,8 @@ for label, row in zip(y, q):
 
 That paragraph is generated from the committed benchmark records by `benchmarks/answer.py`, so it
 stays true as records land: several seeds per method, one recipe for all, and differences paired by
-seed — on the fair test a paired t-test over five seeds (p < 0.05), on the earlier protocols a mean
-paired difference beyond two standard errors. One run like the one above says
+seed, and one rule for calling a difference: a paired t-test at p < 0.05, over five seeds on the fair
+test and three on the earlier protocols. One run like the one above says
 nothing about a difference of a point — seeds alone move CIFAR-10 subsets by about a point. Notebook 05
 shows the tables behind the answer and how to run such a comparison; `docs/method.md` reads them."""),
     ("md", """## Save, reload, continue
