@@ -18,7 +18,6 @@ Example:
 """
 
 import argparse
-import json
 import os
 import re
 
@@ -30,6 +29,7 @@ from keras_introspect import benchmark, recipes  # benchmark also registers the 
 from keras_introspect.benchmark import report
 from keras_introspect.benchmark import held_out_labels, test_probabilities
 from keras_introspect.errors import InputError
+from keras_introspect.paths import write_json
 
 BINS = 15
 SAVED_NAME = re.compile(r"^(?P<protocol>.+?)-(?P<config>.+)-seed(?P<seed>\d+)\.keras$")
@@ -112,8 +112,7 @@ def main(argv=None):
         f"TensorFlow {origin['tensorflow']}, Keras {origin['keras']}; {origin['date']}.")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     ki.plots.plot_reliability(tables, stem + ".png", title=f"{args.protocol} protocol, test split")
-    with open(args.out, "w") as f:
-        json.dump({"protocol": args.protocol, "data": args.data, "bins": BINS, "rows": rows, **origin}, f, indent=2)
+    write_json(args.out, {"protocol": args.protocol, "data": args.data, "bins": BINS, "rows": rows, **origin}, indent=2)
     with open(stem + ".md", "w") as f:
         f.write(table + "\n")
     print(table)

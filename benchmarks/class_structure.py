@@ -21,7 +21,6 @@ Example:
 """
 
 import argparse
-import json
 import os
 
 import keras
@@ -32,6 +31,7 @@ from scipy.stats import spearmanr  # scikit-learn's dependency, so always instal
 from keras_introspect import benchmark  # also registers the models' classes for load_model
 from keras_introspect.data import class_folders
 from keras_introspect.errors import InputError
+from keras_introspect.paths import write_json
 from keras_introspect.soft_targets import entropy
 
 
@@ -143,9 +143,8 @@ def main(argv=None):
         f"\n\nProvenance: `{origin['command']}`; commit {origin['commit']}; machine: {origin['machine']}; "
         f"TensorFlow {origin['tensorflow']}, Keras {origin['keras']}; {origin['date']}.")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump({"rows": rows, "summary": summary, "spread": spread_rows, "il": args.il, "ols": args.ols,
-                   **origin}, f, indent=2)
+    write_json(args.out, {"rows": rows, "summary": summary, "spread": spread_rows, "il": args.il, "ols": args.ols,
+                          **origin}, indent=2)
     with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
         f.write(table + "\n")
     print(table)

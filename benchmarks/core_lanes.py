@@ -97,6 +97,7 @@ def main(argv=None):
         parser.error(f"{args.out} exists; refusing to overwrite an earlier run's results")
 
     from keras_introspect.benchmark import provenance
+    from keras_introspect.paths import write_json
 
     rows = []
     for method in args.methods:
@@ -107,9 +108,8 @@ def main(argv=None):
               f"{row['lanes_images_per_second']:.0f} img/s in all; ratio {row['ratio']:.2f}", flush=True)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            json.dump({"rows": rows, "arch": args.arch, "batch_size": args.batch_size, "steps": args.steps,
-                       "epochs": args.epochs, "lanes": args.lanes, **provenance()}, f, indent=2)
+        write_json(args.out, {"rows": rows, "arch": args.arch, "batch_size": args.batch_size, "steps": args.steps,
+                              "epochs": args.epochs, "lanes": args.lanes, **provenance()}, indent=2)
         print(f"Wrote {args.out}")
 
 

@@ -17,7 +17,6 @@ training run:
 """
 
 import argparse
-import json
 import os
 import resource
 
@@ -52,6 +51,7 @@ def main(argv=None):
 
     import keras_introspect as ki
     from keras_introspect import recipes
+    from keras_introspect.paths import write_json
 
     stage("import")
     protocol = ki.benchmark.get(args.protocol, dataset=args.data)
@@ -76,8 +76,7 @@ def main(argv=None):
     print(f"{report['images']} images ({report['loaded_gb']:.2f} GB as {report['image_dtype']}, "
           f"{report['float32_gb']:.2f} GB as float32): peak {peak:.2f} GB (limit {args.limit_gb:g} GB)", flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
+    write_json(args.out, report, indent=2)
     print(f"Wrote {args.out}")
     return report
 

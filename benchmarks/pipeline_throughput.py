@@ -132,6 +132,7 @@ def main(argv=None):
         return memory_child(args.memory_child, args.child_image_size, args.arch, args.batch_size, args.steps)
 
     from keras_introspect.benchmark import provenance
+    from keras_introspect.paths import write_json
 
     cases = []
     if args.imagenette:
@@ -151,8 +152,7 @@ def main(argv=None):
     print(f"{m['photos']} photos of {m['photo_size']} px ({m['float32_bytes_if_decoded'] / 1e9:.1f} GB as float32): "
           f"peak memory {m['peak_rss_gb']:.2f} GB while training (limit 2.5 GB)", flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(report, f, indent=2)
+    write_json(args.out, report, indent=2)
     print(f"Wrote {args.out}")
 
 

@@ -39,6 +39,7 @@ import tensorflow as tf  # noqa: E402
 
 import keras_introspect as ki  # noqa: E402
 from keras_introspect import benchmark, recipes  # noqa: E402
+from keras_introspect.paths import write_json  # noqa: E402
 
 IL = {
     "il (CAM, default)": {},
@@ -215,8 +216,7 @@ def main(argv=None):
             memory = f"   peak memory {row['peak_mib']:.0f} MiB ({row['memory_ratio']:.2f}×)" if "peak_mib" in row else ""
             print(f"  {name:40s} {row['ratio']:6.2f}×  ({1000 * row['seconds']:.0f} ms){memory}", flush=True)
         if args.out:
-            with open(args.out, "w") as f:
-                json.dump(results, f, indent=2)
+            write_json(args.out, results, indent=2)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import math
 import statistics
 
 from keras_introspect.errors import InputError
+from keras_introspect.paths import write_json
 from keras_introspect.plots import line_style
 
 
@@ -241,8 +242,7 @@ def write_report(results_path, directory, timing=True, readings=None):
     if not records:
         raise InputError(f"{results_path} holds no records: nothing to report.")
     os.makedirs(directory, exist_ok=True)
-    with open(os.path.join(directory, "results.json"), "w") as f:
-        json.dump(records, f, indent=1)
+    write_json(os.path.join(directory, "results.json"), records, indent=1)
     write_csv(records, os.path.join(directory, "results.csv"))
     table = markdown_table(records, timing=timing, readings=readings)
     with open(os.path.join(directory, "results.md"), "w") as f:

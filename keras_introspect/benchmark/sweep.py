@@ -16,6 +16,7 @@ import time
 from keras_introspect import recipes
 from keras_introspect.benchmark import report, runner
 from keras_introspect.errors import InputError
+from keras_introspect.paths import write_json
 
 
 def run_key(config, seed, train_size, protocol):
@@ -88,8 +89,7 @@ def ensure_teacher(arrays, protocol, path, backup_root, verbose=2):
     backup = backup_dir(backup_root, protocol, "teacher")
     print(f"=== teacher ({protocol.name}) → {path}{resuming(backup)}", flush=True)
     info = runner.train_teacher(arrays, protocol, path, verbose=verbose, backup_dir=backup)
-    with open(os.path.join(os.path.dirname(os.path.abspath(path)), "teacher.json"), "w") as f:
-        json.dump(info | runner.provenance(), f, indent=2)
+    write_json(os.path.join(os.path.dirname(os.path.abspath(path)), "teacher.json"), info | runner.provenance(), indent=2)
     shutil.rmtree(backup)
     return path
 

@@ -31,6 +31,7 @@ from keras_introspect.errors import InputError
 from keras_introspect.export.serving import check_model_name
 from keras_introspect.methods.registry import METHODS
 from keras_introspect.options import OptionError
+from keras_introspect.paths import write_json
 
 DEFAULTS = {
     # Per dataset: the architecture and recipe the default experiment uses.
@@ -292,8 +293,7 @@ def train_in(args, run, protocol, strategy, source, options, chief):
         "normalization": splits.normalization, "options": options,
         "config": model.get_config() | {"backbone": protocol.arch},
     }
-    with open(run.path("metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2, default=str)
+    write_json(run.path("metrics.json"), metrics, indent=2, default=str)
     title = f"{args.method} · {protocol.arch} · {args.dataset}"
     plots.plot_history(history, run.path("curves.png"), title=title)
     plots.plot_reliability({args.method: reliability}, run.path("reliability.png"), title=f"{title}, test split")
@@ -314,8 +314,7 @@ def train_in(args, run, protocol, strategy, source, options, chief):
 
 def write_history(history, directory):
     keys = list(history)
-    with open(os.path.join(directory, "history.json"), "w") as f:
-        json.dump(history, f, indent=2)
+    write_json(os.path.join(directory, "history.json"), history, indent=2)
     with open(os.path.join(directory, "history.csv"), "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["epoch", *keys])

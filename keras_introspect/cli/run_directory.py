@@ -22,7 +22,7 @@ except ImportError:  # Windows
     fcntl = None
 
 from keras_introspect.errors import InputError
-from keras_introspect.paths import inside
+from keras_introspect.paths import inside, write_json
 
 MARKER = ".keras-introspect-run"
 # What runs of earlier versions (before the marker) leave in --output.
@@ -193,8 +193,7 @@ class RunDirectory:
             return True
         self.created = not os.path.isdir(self.work)
         os.makedirs(self.work, exist_ok=True)
-        with open(marker, "w") as f:
-            json.dump(settings, f, indent=2)
+        write_json(marker, settings, indent=2)
         return False
 
     def path(self, *parts):

@@ -4,7 +4,6 @@ import os
 import shutil
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from keras_introspect import backbones
