@@ -590,6 +590,14 @@ def test_the_committed_tables_regenerate_byte_identical_from_the_committed_recor
     assert report.markdown_table(records, timing=False, readings=VERDICT.readings) + "\n" == committed
 
 
+def test_the_committed_fair_report_regenerates_byte_identical_from_the_committed_records():
+    """The fair protocol's tables and reading in docs/method.md are what `fair_report.py` makes of the committed
+    records today (a record committed without its regenerated report would leave them stale)."""
+    fair_report = load_script("fair_report")
+    records = report.load("benchmarks/results/fair_protocol.jsonl")
+    assert fair_report.markdown(records) + "\n" == open("benchmarks/results/fair_protocol/results.md").read()
+
+
 def test_every_quoted_table_is_its_committed_results_file():
     """A `<!-- results:NAME -->` block in the docs is `benchmarks/results/NAME/results.md`, not an older copy
     (docs/method.md once kept the long protocol's table in a retired format)."""
