@@ -146,7 +146,10 @@ def readings(records, seeds=VERDICT_SEEDS):
         sentences.append("Against the others, paired the same way (IL minus each, in points): " + ", ".join(
             f"{RIVAL_WORDS[outcome(against[c])]} {NAMES.get(c, c)} {brief(against[c])}" for c in rivals) + ".")
     ece = {key: paired(of(il, key), of(BASELINE, key)) for key in ("test_ece", "test_ece_scaled")}
-    mean = {key: {c: 100 * statistics.mean(of(c, key).values()) for c in (il, BASELINE)} for key in ece}
+    # the means quoted beside a paired difference are over the same seeds, so that they differ by it
+    shared = set(runs[il]) & set(runs[BASELINE])
+    mean = {key: {c: 100 * statistics.mean(v for s, v in of(c, key).items() if s in shared) for c in (il, BASELINE)}
+            for key in ece}
     sentences.append(
         f"Its test ECE is {mean['test_ece'][il]:.2f}% against standard training's {mean['test_ece'][BASELINE]:.2f}%, "
         f"{ERROR_WORDS[outcome(ece['test_ece'])]} {brief(ece['test_ece'])}; after temperature scaling fitted on "

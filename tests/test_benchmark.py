@@ -718,6 +718,9 @@ def test_the_fair_reading_compares_il_with_every_rival_and_its_ece_with_and_with
                             f"t = {raw.statistic:.2f}, p = {raw.pvalue:.3f}, n = 3); after temperature scaling "
                             f"fitted on validation, the anchor practitioners use, 3.10% against 2.33%, level (+0.77 ± "
                             f"0.33, t = {scaled.statistic:.2f}, p = {scaled.pvalue:.3f}, n = 3).")
+    # standard training a seed ahead of IL: the ECEs quoted are still those of the seeds both ran
+    ahead = runs("standard", "standard", [0.72], [0.50], [0.50])
+    assert fair_report.readings(records + [dict(ahead[0], seed=5)])[0][2] == sentences[2]
     assert fair_report.readings(records[:3]) == ([], None)  # no IL on a verdict seed yet
 
 
