@@ -24,7 +24,7 @@ import os
 import statistics
 
 from keras_introspect.benchmark import report
-from verdict import LEVEL, outcome, p_text, role, t_test  # benchmarks/, beside this script
+from verdict import PLAIN, level_text, outcome, p_text, role, t_test, test_text  # benchmarks/, beside this script
 
 SELECTION_SEEDS = (0, 1)
 VERDICT_SEEDS = (2, 3, 4, 5, 6)
@@ -101,10 +101,8 @@ def plain(comparison, against):
     if result is None:
         return f"not testable against {against}: {100 * comparison['mean']:+.2f} points on each of its {n} seeds"
     size = (f"{100 * comparison['mean']:+.2f} ± {se_text(comparison['se'])} points (mean ± standard error over {n} "
-            f"seeds; paired t = {comparison['t']:.2f}, {p_text(comparison['p'])}")
-    if result == "level":
-        return f"level with {against}: {size}, no difference at the {LEVEL:.0%} level)"
-    return f"{'ahead of' if result == 'ahead' else 'behind'} {against}: {size})"
+            f"seeds; {test_text(comparison)}")
+    return f"{PLAIN[result]} {against}: {size}{level_text(result)})"
 
 
 # How the verdict's configurations read in a sentence; others by their configuration name.

@@ -96,6 +96,11 @@ def test_text(result):
     return f"paired t = {result['t']:.2f}, {p_text(result['p'])}"
 
 
+def level_text(outcome):
+    """What a "level" outcome adds after its test: the level it was judged at."""
+    return f", no difference at the {LEVEL:.0%} level" if outcome == "level" else ""
+
+
 def compare(records, reference):
     """One phrase on how `records` fare against `reference`, paired by seed (the rule of `paired`)."""
     result = paired(records, reference)
@@ -123,8 +128,7 @@ def plain(result, against):
     if result["se"] is None:
         return f"{PLAIN['not established']} {against} ({result['mean']:+.2f} points on {n} seed{'s' * (n > 1)})"
     size = f"{result['mean']:+.2f} ± {result['se']:.2f} points (mean ± standard error over {n} seeds; {test_text(result)}"
-    level = f", no difference at the {LEVEL:.0%} level" if result["outcome"] == "level" else ""
-    return f"{PLAIN[result['outcome']]} {against}: {size}{level})"
+    return f"{PLAIN[result['outcome']]} {against}: {size}{level_text(result['outcome'])})"
 
 
 def answer(configs, where):
