@@ -15,7 +15,9 @@ shift
 ROOT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 CACHE=${KERAS_INTROSPECT_CACHE:-$HOME/.cache/keras-introspect}
 TREE="$CACHE/worktrees/$(git -C "$ROOT" rev-parse --short "$COMMIT")"
-[ -d "$TREE" ] || git -C "$ROOT" worktree add --detach "$TREE" "$COMMIT" >&2
+# Lanes start together: one makes the worktree, the others wait for it.
+mkdir -p "$CACHE/worktrees"
+( flock 9; [ -d "$TREE" ] || git -C "$ROOT" worktree add --detach "$TREE" "$COMMIT" >&2 ) 9> "$CACHE/worktrees/.lock"
 export PYTHONPATH="$TREE" KERAS_INTROSPECT_CACHE="$CACHE" TF_CPP_MIN_LOG_LEVEL=2
 export FAIR_OUT="$ROOT/benchmarks/results/fair_protocol.jsonl"
 export FAIR_TEACHER="$ROOT/benchmarks/teachers/cifar10_fair_resnet20_30ep/model.keras"
