@@ -35,6 +35,7 @@ ROOT = HERE.parent
 
 # committed benchmark tables quoted by the notebooks: name -> (file, marker)
 TABLES = {
+    "fair_protocol": (ROOT / "docs" / "method.md", "fair_protocol"),
     "formulation_sweep": (ROOT / "docs" / "method.md", "formulation_sweep"),
     "long_protocol": (ROOT / "docs" / "comparators.md", "long_protocol"),
     "answer": (ROOT / "README.md", "answer"),  # benchmarks/answer.py
