@@ -24,7 +24,7 @@ import os
 import statistics
 
 from keras_introspect.benchmark import report
-from verdict import PLAIN, level_text, outcome, p_text, role, t_test, test_text  # benchmarks/, beside this script
+from verdict import PLAIN, confidence_interval, level_text, outcome, p_text, role, t_test, test_text  # benchmarks/, beside this script
 
 SELECTION_SEEDS = (0, 1)
 VERDICT_SEEDS = (2, 3, 4, 5, 6)
@@ -123,8 +123,8 @@ def readings(records, seeds=VERDICT_SEEDS):
     """What the verdict's test seeds show, in sentences, each judged by the paired t-test.
 
     Returns:
-        `(sentences, comparison)`: IL's chosen form against standard training and each other
-        configuration on the verdict seeds, then its test ECE against standard training's before and
+        `(sentences, comparison)`: IL's chosen form against standard training (with the 95% confidence
+        interval of the difference) and each other configuration on the verdict seeds, then its test ECE against standard training's before and
         after temperature scaling; `comparison` is `paired`'s result of IL against standard training.
         `([], None)` until standard training and IL have both run on a verdict seed.
     """
@@ -138,6 +138,11 @@ def readings(records, seeds=VERDICT_SEEDS):
 
     against_base = paired(of(il, "test_accuracy"), of(BASELINE, "test_accuracy"))
     sentences = [f"IL (its form {il}, chosen on validation) is {plain(against_base, NAMES[BASELINE])}."]
+    if against_base["t"] is not None:
+        low, high = (100 * x for x in confidence_interval(against_base["mean"], against_base["se"], against_base["n"]))
+        bound = (f": a gain of IL over standard training larger than {high:.2f} points is ruled out at that level"
+                 if low < 0 < high else "")
+        sentences.append(f"The 95% confidence interval of that difference is {low:+.2f} to {high:+.2f} points{bound}.")
     rivals = [c for c in runs if c not in (BASELINE, il)]
     if rivals:
         against = {c: paired(of(il, "test_accuracy"), of(c, "test_accuracy")) for c in rivals}

@@ -74,6 +74,14 @@ def t_test(differences):
     return error, t, float(2 * stats.t.sf(abs(t), len(differences) - 1))
 
 
+def confidence_interval(mean, error, n, level=0.95):
+    """The two-sided `level` confidence interval of a mean of `n` paired differences with standard error `error`
+    (Student's t with n - 1 degrees of freedom): `(low, high)`. "Level" says a difference was not shown; the
+    interval says how large a difference the seeds still allow."""
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * error
+    return mean - half, mean + half
+
+
 def outcome(comparison):
     """"ahead", "behind" or "level" (p ≥ `LEVEL`) by a paired comparison's t-test, from its "mean", "t" and
     "p"; None where the test could not be computed."""

@@ -195,6 +195,27 @@ def test_fair_report_scores_the_verdict_on_test_and_the_selection_on_validation(
     assert "Reading — test split, verdict seeds: IL (its form il, chosen on validation) is " in verdict
 
 
+def test_the_reading_bounds_il_against_standard_by_its_95_percent_confidence_interval():
+    fair_report = load_script("fair_report")
+
+    def record(config, seed, test):
+        return {"config": config, "method": config, "seed": seed, "options": {}, "val_accuracy": 0.5, "val_ece": 0.05,
+                "test_accuracy": test, "test_ece": 0.04, "test_ece_scaled": 0.02, "temperature": 1.0,
+                "commit": "abc", "date": "2026-12-06", "machine": "m"}
+
+    standard = [record("standard", s, 0.60) for s in range(2, 7)]
+    # differences of +1, -1, 0, +2, -2 points: mean 0, standard error sqrt(2.5 / 5) = 0.7071 points; Student's t
+    # at 97.5% with 4 degrees of freedom is 2.7764 (a t table), so the interval is ±1.963 points
+    il = [record("il", s, 0.60 + d) for s, d in zip(range(2, 7), (0.01, -0.01, 0.0, 0.02, -0.02))]
+    sentences, _ = fair_report.readings(standard + il)
+    assert ("The 95% confidence interval of that difference is -1.96 to +1.96 points: a gain of IL over standard "
+            "training larger than 1.96 points is ruled out at that level.") in sentences
+    # wholly below zero: the interval, and no sentence about a gain
+    il = [record("il", s, 0.55 + d) for s, d in zip(range(2, 7), (0.01, -0.01, 0.0, 0.02, -0.02))]
+    sentences, _ = fair_report.readings(standard + il)
+    assert "The 95% confidence interval of that difference is -6.96 to -3.04 points." in sentences
+
+
 def run_lanes(tmp_path, lane):
     """The sweeps `run_fair_protocol.sh` would start for phases 3-4 in `lane`, each as its argument list; a
     stand-in `python` on PATH answers fair_select with a form and records every other call."""
