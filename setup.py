@@ -34,7 +34,9 @@ setup(
         # the explainer tests compare against); the tests run the notebooks, so they need it all.
         "tutorials": TUTORIALS,
         # pytest-xdist: the suite runs in two processes (pytest.ini), which keeps CI on 2 cores under 30 minutes.
-        "test": ["pytest", "pytest-xdist", *TUTORIALS],
+        # pytest 9.2 silently stops `--dist loadgroup` from grouping (pytest-dev/pytest-xdist#1386): each
+        # process would build the costly module fixtures again (tests/test_pytest_setup.py checks the grouping).
+        "test": ["pytest>=8,<9.2", "pytest-xdist>=3.2", *TUTORIALS],
         "mutation": ["mutmut>=3"],
     },
     entry_points={"console_scripts": ["keras-introspect=keras_introspect.cli.main:main"]},
