@@ -1,6 +1,6 @@
 """The plain answer to "does introspective learning beat standard training?", generated from the records.
 
-One paragraph: the fair test's verdict when its test seeds have run (issue 28: every choice on a
+One paragraph: the fair test's verdict when its test seeds have run (issue 28: IL's form chosen on a
 validation split, the verdict on fresh seeds with a paired t-test), then each earlier protocol's best
 IL setting against standard training and the best teacher-free rival, with the uncertainty in words.
 It replaces the text between `<!-- results:answer:begin -->` and `<!-- results:answer:end -->` in each
@@ -38,11 +38,12 @@ def fair_sentence(records, seeds=fair_report.VERDICT_SEEDS):
     """
     sentences, comparison = fair_report.readings(records, seeds)
     if comparison is None:
-        return (f"The fair test (issue 28: every choice on a validation split, the verdict on the test split over "
+        return (f"The fair test (issue 28: IL's form chosen on a validation split, the verdict on the test split over "
                 f"seeds {', '.join(map(str, seeds))} with a paired t-test) is under way, its choices still being made on "
                 "validation. Until it reports, the answer rests on the "
                 "earlier protocols, whose settings were picked on the test split, which flatters IL."), None
-    return ("On the fair test (CIFAR-10, ResNet-20, every choice on a validation split, scored on the test split): "
+    return ("On the fair test (CIFAR-10, ResNet-20, IL's form chosen on a validation split, the other settings fixed "
+            "before its first run, scored on fresh seeds on the test split): "
             + " ".join(sentences) + " For comparison, the earlier protocols, whose settings were picked on the test "
             "split:"), fair_report.outcome(comparison)
 
