@@ -24,7 +24,8 @@ import os
 import statistics
 
 from keras_introspect.benchmark import report
-from verdict import PLAIN, confidence_interval, level_text, outcome, p_text, role, t_test, test_text  # benchmarks/, beside this script
+# benchmarks/, beside this script
+from verdict import PLAIN, confidence_interval, level_text, outcome, p_text, role, t_test, test_text
 
 SELECTION_SEEDS = (0, 1)
 VERDICT_SEEDS = (2, 3, 4, 5, 6)
@@ -124,8 +125,8 @@ def readings(records, seeds=VERDICT_SEEDS):
 
     Returns:
         `(sentences, comparison)`: IL's chosen form against standard training (with the 95% confidence
-        interval of the difference) and each other configuration on the verdict seeds, then its test ECE against standard training's before and
-        after temperature scaling; `comparison` is `paired`'s result of IL against standard training.
+        interval of the difference) and each other configuration on the verdict seeds, then its test ECE
+        against standard training's before and after temperature scaling; `comparison` is `paired`'s result of IL against standard training.
         `([], None)` until standard training and IL have both run on a verdict seed.
     """
     runs = by_config(records, seeds)

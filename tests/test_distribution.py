@@ -12,8 +12,8 @@ import pytest
 HERE = pathlib.Path(__file__).parent
 
 
-METHODS = ["standard", "il", "label_smoothing", "confidence_penalty", "kd", "tfkd", "dml", "frskd", "isl", "pskd", "ols",
-           "il_variants", "il_syncbn", "il_sequential"]
+METHODS = ["standard", "il", "label_smoothing", "confidence_penalty", "kd", "tfkd", "dml", "frskd", "isl", "pskd",
+           "ols", "il_variants", "il_syncbn", "il_sequential"]
 # The logical devices must be made before TensorFlow starts: one fresh process trains every method, and the tests
 # share it (one test process runs this file).
 pytestmark = pytest.mark.xdist_group("test_distribution")

@@ -767,9 +767,8 @@ their records by `benchmarks/answer.py`:
 
 The tables behind it. First the fair test: IL's form chosen on a validation split held out from the
 training images (the other settings fixed before the first run), then five fresh seeds scored once on the
-test split, with the
-test calibration error before and after temperature scaling fitted on the validation split — the fix
-practitioners apply after training, which any method's calibration has to beat:
+test split, with the test calibration error before and after temperature scaling fitted on the validation
+split — the fix practitioners apply after training, which any method's calibration has to beat:
 
 {results:fair_protocol}
 
